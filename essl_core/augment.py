@@ -1,0 +1,132 @@
+"""View pipelines. The reference: the paper's per-image torchvision/PIL transforms in DataLoader workers.
+
+Every pipeline yields, per training step, the list of views `[x1, x2, x3]` already on the device, so a
+batched on-device implementation can replace the reference without touching the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+# The normalisation of the official CIFAR-10 code (its std is the commonly copied one; kept for fidelity).
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2023, 0.1994, 0.2010)
+BICUBIC = T.InterpolationMode.BICUBIC
+
+
+def _finish() -> list:
+    return [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
+
+
+def ssl_view(size: int = 32, scale: tuple[float, float] = (0.2, 1.0)) -> T.Compose:
+    """One SSL view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1) p=0.8, grayscale p=0.2."""
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=scale),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            *_finish(),
+        ]
+    )
+
+
+def test_transform() -> T.Compose:
+    """No augmentation (kNN memory bank and queries)."""
+    return T.Compose(_finish())
+
+
+def probe_train_transform() -> T.Compose:
+    """Linear-probe training augmentation: bicubic RandomResizedCrop(32), default scale, and a flip."""
+    return T.Compose([T.RandomResizedCrop(32, interpolation=BICUBIC), T.RandomHorizontalFlip(), *_finish()])
+
+
+def probe_test_transform() -> T.Compose:
+    """Linear-probe evaluation: bicubic Resize(36) then CenterCrop(32)."""
+    return T.Compose([T.Resize(36, interpolation=BICUBIC), T.CenterCrop(32), *_finish()])
+
+
+def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
+    """ToTensor + Normalize on a batch of uint8 NHWC images, exactly as the per-image test transform does."""
+    x = x.permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(CIFAR_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class ImageViews(Dataset):
+    """uint8 HWC images -> PIL -> each transform of `transforms`; items are (tuple of views, label)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transforms: Sequence[Callable]) -> None:
+        self.images, self.labels, self.transforms = images, labels, list(transforms)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.images[i])
+        return tuple(t(img) for t in self.transforms), int(self.labels[i])
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The RNG that fixes one epoch's order and worker seeds, so an epoch replays identically on resume."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def loader(
+    dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool, workers: int, generator=None
+) -> DataLoader:
+    """A DataLoader with the settings every pipeline here uses."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        num_workers=workers,
+        generator=generator,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )
+
+
+class ViewPipeline(Protocol):
+    """What the training loop needs from a view pipeline."""
+
+    steps_per_epoch: int
+
+    def epoch(self, epoch: int) -> Iterator[list[torch.Tensor]]:
+        """Yield the views of each step of `epoch`, on the device."""
+        ...
+
+
+class ReferenceViews:
+    """The paper's pipeline: per-image PIL transforms in DataLoader workers, shuffled, `drop_last=True`."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        view_sizes: Sequence[int],
+        batch_size: int,
+        device: torch.device,
+        *,
+        scale: tuple[float, float] = (0.2, 1.0),
+        workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        transforms = [ssl_view(s, scale) for s in view_sizes]
+        self.dataset = ImageViews(images, np.zeros(len(images), dtype=np.int64), transforms)
+        self.batch_size, self.device, self.workers, self.seed = batch_size, device, workers, seed
+        self.steps_per_epoch = len(images) // batch_size
+
+    def epoch(self, epoch: int) -> Iterator[list[torch.Tensor]]:
+        gen = epoch_generator(self.seed, epoch)
+        dl = loader(self.dataset, self.batch_size, shuffle=True, drop_last=True, workers=self.workers, generator=gen)
+        for views, _ in dl:
+            yield [v.to(self.device, non_blocking=True) for v in views]

@@ -1,0 +1,82 @@
+"""Checkpoints: written atomically, loaded with `weights_only=True`, and checked against the recipe."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import EsslError
+from .io import atomic_write
+from .recipes import Recipe
+
+FORMAT = "essl-checkpoint/1"
+# Recipe fields that may change between an interrupted run and its resumption without changing the result.
+RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every"}
+
+
+def recipe_dict(recipe: Recipe) -> dict:
+    """The recipe as plain data (tuples as lists), as stored in checkpoints and records."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe).items()}
+
+
+def rng_state() -> dict:
+    """Every RNG the training loop draws from, as data `torch.load(weights_only=True)` accepts."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, recipe: Recipe, **state) -> None:
+    """Save `state` (epoch, step, model and optimizer state dicts, history, ...) with the recipe and RNGs."""
+    payload = {"format": FORMAT, "recipe": recipe_dict(recipe), "rng": rng_state(), **state}
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+
+
+def load_checkpoint(path: str | os.PathLike, recipe: Recipe | None = None) -> dict:
+    """Load a checkpoint safely; with `recipe`, refuse one written by a different recipe."""
+    path = Path(path)
+    if not path.exists():
+        raise EsslError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EsslError(f"{path} is not a readable checkpoint ({first_line})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise EsslError(f"{path} is not an essl_core checkpoint")
+    if recipe is not None:
+        saved, wanted = payload["recipe"], recipe_dict(recipe)
+        diff = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+        if diff:
+            details = ", ".join(f"{k}: {saved.get(k)!r} in checkpoint vs {wanted[k]!r}" for k in diff[:6])
+            raise EsslError(
+                f"{path} was written by a different recipe ({saved.get('name')}; {details}). "
+                "Use another --run-dir, or --restart to discard it."
+            )
+    return payload
+
+
+def recipe_from_checkpoint(payload: dict) -> Recipe:
+    """Rebuild the Recipe a checkpoint was trained with."""
+    fields = dict(payload["recipe"])
+    fields["crop_scale"] = tuple(fields["crop_scale"])
+    return Recipe(**fields)

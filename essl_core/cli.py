@@ -1,0 +1,88 @@
+"""Command line: `python -m essl_core train|eval ...`. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import EsslError
+from .recipes import TIERS, parse_overrides, recipe_names
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .recipes import get_recipe
+    from .train import pretrain
+
+    recipe = get_recipe(args.recipe, args.tier, parse_overrides(args.set))
+    run_dir = args.run_dir or Path("runs") / f"{recipe.name}-{args.tier}-s{recipe.seed}"
+    record = pretrain(
+        recipe,
+        args.tier,
+        run_dir,
+        data_root=args.data_root,
+        device=args.device,
+        restart=args.restart,
+        progress=not args.quiet,
+        record_dir=args.record_dir,
+    )
+    _summary(record, Path(run_dir) / "result.json")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .train import evaluate_checkpoint
+
+    record = evaluate_checkpoint(
+        args.checkpoint,
+        data_root=args.data_root,
+        device=args.device,
+        overrides=parse_overrides(args.set),
+        out=args.out,
+        progress=not args.quiet,
+    )
+    _summary(record, args.out or Path(args.checkpoint).with_name("eval.json"))
+
+
+def _summary(record: dict, path: Path) -> None:
+    m = record["metrics"]
+    probe = m["linear_probe_top1"]
+    print(
+        f"{record['recipe']} ({record['tier']}, {record['dataset']['name']}, {record['provenance']['device_name']}): "
+        f"kNN {m['knn_top1']:.2f}%, linear probe {probe['mean']:.2f} ± {probe['std']:.2f}% "
+        f"over {len(probe['runs'])} runs; record: {path}"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m essl_core", description="E-SSL: train and evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-root", type=Path, help="data root (default: $ESSL_DATA or ./data)")
+    common.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
+    common.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+    train = sub.add_parser("train", parents=[common], help="pretrain a recipe, then evaluate it")
+    train.add_argument("--recipe", required=True, help=f"one of: {', '.join(recipe_names())}")
+    train.add_argument("--tier", default="smoke", help=f"one of: {', '.join(TIERS)} (default smoke)")
+    train.add_argument("--run-dir", type=Path, help="checkpoints, log and record (default runs/RECIPE-TIER-sSEED)")
+    train.add_argument("--restart", action="store_true", help="discard the run directory's checkpoint")
+    train.add_argument("--record-dir", type=Path, help="also write the result record here (e.g. book/results)")
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval", parents=[common], help="kNN and linear probe of a checkpoint")
+    ev.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint.pt written by train")
+    ev.add_argument("--out", type=Path, help="where to write the record (default: eval.json beside the checkpoint)")
+    ev.set_defaults(func=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EsslError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

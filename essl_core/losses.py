@@ -1,0 +1,38 @@
+"""Self-supervised losses (paper_spec §3.1, §3.5, §7 item 6)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def cross_view_infonce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """The official CIFAR InfoNCE: B x B cross-view logits only, symmetrised.
+
+    Row i of z1 has z2[i] as its positive and the other B-1 rows of z2 as negatives; there are no
+    negatives from its own view, so this is not the 2B-2 NT-Xent.
+    """
+    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    logits = z1 @ z2.T / temperature
+    targets = torch.arange(len(z1), device=z1.device)
+    return 0.5 * F.cross_entropy(logits, targets) + 0.5 * F.cross_entropy(logits.T, targets)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """Standard NT-Xent (SimCLR paper): 2B anchors, one positive and 2B-2 negatives each."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))
+    n = len(z1)
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(logits, targets)
+
+
+def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """SimSiam's D(p, z): minus the mean cosine similarity, with a stop-gradient on z."""
+    return -F.cosine_similarity(p, z.detach(), dim=1).mean()
+
+
+def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+    """The symmetrised SimSiam loss 1/2 D(p1, sg z2) + 1/2 D(p2, sg z1)."""
+    return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)

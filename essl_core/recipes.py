@@ -1,0 +1,167 @@
+"""Recipes (the paper's settings, paper_spec §3.1) and tiers (how much of them a machine can afford)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+from .errors import EsslError
+
+TIERS = ("smoke", "cpu", "full")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a pretraining run. Defaults are the official CIFAR-10 code's."""
+
+    name: str
+    method: str  # "simclr" or "simsiam"
+    lr: float  # base learning rate; the optimizer gets lr * batch_size / 256
+    lmbd: float  # weight of the rotation-prediction loss; 0 disables the E-SSL branch
+    epochs: int = 800
+    batch_size: int = 512
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    width: int = 64  # ResNet-18 stem width; the feature has 8 * width dimensions
+    proj_hidden: int = 2048
+    proj_dim: int = 2048
+    pred_hidden: int = 512
+    rot_hidden: int = 2048
+    temperature: float = 0.5
+    ssl_loss: str = "cross_view"  # "cross_view" (official B x B InfoNCE) or "ntxent" (2B-2 negatives)
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    rot_size: int = 16  # side of the separate low-resolution rotation view
+    train_subset: int | None = None  # None: all 50 000 training images
+    test_subset: int | None = None  # None: all 10 000 test images
+    knn_every: int = 1
+    knn_k: int = 200
+    knn_t: float = 0.1
+    probe_epochs: int = 100
+    probe_lr: float = 30.0
+    probe_batch: int = 256
+    probe_runs: int = 5
+    checkpoint_every: int = 50
+    workers: int = 16
+    seed: int = 42
+    amp: str = "bf16"  # autocast dtype on CUDA: "bf16", "fp16" (with a GradScaler) or "off"; CPU runs fp32
+
+    @property
+    def effective_lr(self) -> float:
+        return self.lr * self.batch_size / 256
+
+    def validate(self) -> Recipe:
+        """Raise a short EsslError for settings that cannot run."""
+        checks = [
+            (self.method in ("simclr", "simsiam"), f"method must be simclr or simsiam, not {self.method!r}"),
+            (
+                self.ssl_loss in ("cross_view", "ntxent"),
+                f"ssl_loss must be cross_view or ntxent, not {self.ssl_loss!r}",
+            ),
+            (self.amp in ("bf16", "fp16", "off"), f"amp must be bf16, fp16 or off, not {self.amp!r}"),
+            (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
+            (self.lmbd >= 0 and self.lr > 0, "lmbd must be >= 0 and lr > 0"),
+            (
+                min(self.checkpoint_every, self.knn_every, self.width, self.probe_runs) >= 1,
+                "counts must be >= 1",
+            ),
+            (self.train_subset is None or self.train_subset >= self.batch_size, "train_subset < batch_size"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EsslError(f"invalid recipe {self.name}: {message}")
+        return self
+
+
+_BASE = {
+    "cifar10-simclr": Recipe("cifar10-simclr", "simclr", lr=0.03, lmbd=0.0),
+    "cifar10-esimclr": Recipe("cifar10-esimclr", "simclr", lr=0.06, lmbd=0.4),
+    "cifar10-simsiam": Recipe("cifar10-simsiam", "simsiam", lr=0.03, lmbd=0.0),
+    "cifar10-esimsiam": Recipe("cifar10-esimsiam", "simsiam", lr=0.06, lmbd=0.4),
+}
+
+# What each tier changes. `full` is the paper. `cpu` keeps the recipe's structure (three views, separate
+# passes, the same losses, schedule shape, lambda, doubled E-lr) and shrinks the network, the heads, the
+# data and the number of epochs so that one run finishes in about an hour on 2 cores. `smoke` is the same
+# code path on a few batches, for CI.
+TIER_OVERRIDES: dict[str, dict] = {
+    "full": {},
+    "cpu": dict(
+        width=16,
+        proj_hidden=512,
+        proj_dim=512,
+        pred_hidden=128,
+        rot_hidden=512,
+        batch_size=256,
+        epochs=30,
+        warmup_epochs=3,
+        train_subset=10_000,
+        test_subset=2_000,
+        knn_every=5,
+        probe_epochs=10,
+        probe_runs=3,
+        checkpoint_every=1,
+        workers=1,
+    ),
+    "smoke": dict(
+        width=8,
+        proj_hidden=128,
+        proj_dim=128,
+        pred_hidden=32,
+        rot_hidden=128,
+        batch_size=64,
+        epochs=2,
+        warmup_epochs=1,
+        train_subset=640,
+        test_subset=200,
+        knn_every=1,
+        probe_epochs=2,
+        probe_batch=64,
+        probe_runs=2,
+        checkpoint_every=1,
+        workers=0,
+    ),
+}
+
+
+def recipe_names() -> list[str]:
+    return sorted(_BASE)
+
+
+def _parse(value: str, annotation: str):
+    """Convert a `--set` string to the field's type (the annotations are strings under __future__)."""
+    if annotation.endswith("| None") and value.lower() in ("none", "null", "all"):
+        return None
+    base = annotation.split("|")[0].strip()
+    if base.startswith("tuple[float"):
+        parts = value.strip("()").split(",")
+        return tuple(float(p) for p in parts)
+    return {"int": int, "float": float, "str": str}[base](value)
+
+
+def parse_overrides(pairs: typing.Iterable[str]) -> dict:
+    """Parse `key=value` strings against the Recipe fields; unknown keys and bad values are EsslErrors."""
+    fields = {f.name: f.type for f in dataclasses.fields(Recipe)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise EsslError(f"--set expects key=value, got {pair!r}")
+        if key not in fields or key == "name":
+            raise EsslError(f"unknown option {key!r}; options: {', '.join(n for n in fields if n != 'name')}")
+        try:
+            out[key] = _parse(value.strip(), str(fields[key]))
+        except ValueError:
+            raise EsslError(f"bad value for {key}: {value!r} (expected {fields[key]})") from None
+    return out
+
+
+def get_recipe(name: str, tier: str = "full", overrides: dict | None = None) -> Recipe:
+    """The recipe `name` at `tier`, with `overrides` (from `--set`) applied last."""
+    if name not in _BASE:
+        raise EsslError(f"unknown recipe {name!r}; choose one of {', '.join(recipe_names())}")
+    if tier not in TIERS:
+        raise EsslError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+    return dataclasses.replace(_BASE[name], **{**TIER_OVERRIDES[tier], **(overrides or {})}).validate()

@@ -1,0 +1,101 @@
+"""Result records: one JSON file per run, carrying its numbers and everything needed to trust them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from .io import write_json
+
+SCHEMA = "essl-result/1"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> dict:
+    """The commit of the code that ran, and whether the work tree had uncommitted changes."""
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (platform.processor() is often empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU: {cpu_name()} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)"
+
+
+def peak_memory(device: torch.device) -> dict:
+    """Peak device memory (CUDA allocator) or peak resident memory of this process (CPU), in bytes."""
+    if device.type == "cuda":
+        return {"kind": "cuda max_memory_allocated", "bytes": int(torch.cuda.max_memory_allocated(device))}
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"kind": "process peak RSS", "bytes": int(rss_kib) * 1024}
+
+
+def provenance(device: torch.device) -> dict:
+    """Code, software and hardware that produced a result."""
+    return {
+        "git": git_commit(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "device": str(device),
+        "device_name": device_name(device),
+        "platform": platform.platform(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def dataset_info(meta: dict) -> dict:
+    """The dataset block of a record, from the cache's metadata."""
+    keys = ("name", "format", "source", "source_sha256", "counts", "subset", "image_formats")
+    return {k: meta[k] for k in keys if k in meta}
+
+
+def make_record(kind: str, **fields) -> dict:
+    """A record with the schema tag first; `fields` carry config, metrics, curves and provenance."""
+    return {"schema": SCHEMA, "kind": kind, **fields}
+
+
+def write_record(path: str | os.PathLike, record: dict) -> Path:
+    """Write a record atomically and return its path."""
+    if record.get("schema") != SCHEMA:
+        raise ValueError("not a result record")
+    write_json(path, record)
+    return Path(path)
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """Read one record, checking its schema tag."""
+    record = json.loads(Path(path).read_text())
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not an {SCHEMA} record")
+    return record
