@@ -61,6 +61,7 @@ class _BatchUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store bytes
     }
 
     def find_class(self, module: str, name: str):
@@ -214,14 +215,13 @@ def read_source(source: Path) -> tuple[dict, dict]:
         raise EsslError(f"--source {source} does not exist")
     formats: dict = {}
     meta: dict = {"source": str(source.resolve())}
-    total = 60000
     if source.is_dir():
         batches = source / "cifar-10-batches-py" if (source / "cifar-10-batches-py").is_dir() else source
         if (batches / "data_batch_1").exists():
             meta.update(format="cifar-10-python (folder)", name="CIFAR-10")
             return _assemble_pickles(_pickles_from_dir(batches)), meta
         if (source / "train").is_dir() or (source / "test").is_dir():
-            splits = _assemble_images(_progress(_images_from_dir(source), total, "decoding"), formats)
+            splits = _assemble_images(_progress(_images_from_dir(source), None, "decoding"), formats)
             name, info = _name_for(formats)
             meta.update(format="imagefolder (folder)", name=name, image_formats=info)
             return splits, meta

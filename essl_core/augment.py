@@ -38,7 +38,7 @@ def ssl_view(size: int = 32, scale: tuple[float, float] = (0.2, 1.0)) -> T.Compo
     )
 
 
-def test_transform() -> T.Compose:
+def plain_transform() -> T.Compose:
     """No augmentation (kNN memory bank and queries)."""
     return T.Compose(_finish())
 

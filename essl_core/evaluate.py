@@ -63,7 +63,7 @@ def knn_accuracy(backbone: nn.Module, data: CifarData, device: torch.device, k: 
     queries = extract_features(backbone, data.test_x, device)
     labels = torch.from_numpy(data.train_y).to(device)
     pred = knn_predict(bank, labels, queries, k, t)
-    return 100.0 * (pred.cpu().numpy() == data.test_y).mean()
+    return float(100.0 * (pred.cpu().numpy() == data.test_y).mean())
 
 
 def linear_probe(

@@ -1,0 +1,48 @@
+"""Shared fixtures: the real CIFAR-10 copy (prepared once per session) and small subsets of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from essl_core.data import CifarData, cache_path, load_cifar10
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_COPY = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    """A data root holding the real CIFAR-10 cache: $ESSL_DATA (or ./data) if prepared, else built from the
+    shared JPEG copy (or $ESSL_CIFAR_SOURCE). Fails, never skips, when no real copy can be found."""
+    for root in (os.environ.get("ESSL_DATA"), REPO / "data"):
+        if root and cache_path(root).exists():
+            return Path(root)
+    source = Path(os.environ.get("ESSL_CIFAR_SOURCE", SHARED_COPY))
+    if not source.exists():
+        pytest.fail(f"no CIFAR-10 cache and no source at {source}; run `make data` or set ESSL_CIFAR_SOURCE")
+    from data_scripts.cifar10 import prepare
+
+    root = tmp_path_factory.mktemp("data")
+    prepare(source, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar(cifar_root) -> CifarData:
+    return load_cifar10(cifar_root)
+
+
+@pytest.fixture(scope="session")
+def small_cifar(cifar) -> CifarData:
+    """640 training and 200 test images of the real copy, class-balanced."""
+    return cifar.subset(640, 200, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    # Deterministic, comparable CPU runs; the suite itself is single-process.
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

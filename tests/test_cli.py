@@ -1,0 +1,84 @@
+"""The command line end to end on the real CIFAR-10 copy, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from essl_core.results import read_record
+
+
+def run(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "essl_core", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(cifar_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli")
+    proc = run("train", "--recipe", "cifar10-esimclr", "--tier", "smoke", "--data-root", cifar_root,
+               "--run-dir", out / "run", "--record-dir", out / "records", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_smoke_train_writes_a_record_with_full_provenance(smoke_run, cifar):
+    out, proc = smoke_run
+    record = read_record(out / "run" / "result.json")
+    assert record == read_record(out / "records" / "cifar10-esimclr-smoke.json")
+    assert (record["kind"], record["recipe"], record["tier"]) == ("pretrain", "cifar10-esimclr", "smoke")
+    assert record["dataset"]["name"] == cifar.name and record["dataset"]["subset"]["train"] == 640
+    assert record["config"]["lmbd"] == 0.4 and record["config"]["lr"] == 0.06
+    prov = record["provenance"]
+    assert len(prov["git"]["commit"] or "") == 40 and prov["torch"] and prov["device_name"].startswith("CPU")
+    assert record["peak_memory"]["bytes"] > 0 and record["timing"]["train_wall_time_s"] > 0
+    m = record["metrics"]
+    assert 0 <= m["knn_top1"] <= 100 and len(m["linear_probe_top1"]["runs"]) == 2
+    assert len(record["curves"]["loss"]) == 2 and all(v > 0 for v in record["curves"]["rot"])
+    log = [json.loads(line) for line in (out / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1, 2]
+    assert {"loss", "ssl", "rot", "rot_acc", "lr", "knn_top1", "epoch_time_s", "images_per_s"} <= set(log[0])
+    assert "linear probe" in proc.stdout and cifar.name in proc.stdout
+
+
+def test_eval_command_on_the_checkpoint(smoke_run, cifar_root):
+    out, _ = smoke_run
+    proc = run("eval", "--checkpoint", out / "run" / "checkpoint.pt", "--data-root", cifar_root,
+               "--set", "probe_runs=1", "--set", "probe_epochs=1", "--out", out / "eval.json", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = read_record(out / "eval.json")
+    assert record["kind"] == "eval" and record["checkpoint"]["epoch"] == 2 and record["tier"] == "smoke"
+    train_record = read_record(out / "run" / "result.json")
+    assert record["metrics"]["knn_top1"] == train_record["metrics"]["knn_top1"]  # same weights, same bank
+    assert_one_line_error(
+        run("eval", "--checkpoint", out / "run" / "checkpoint.pt", "--set", "width=64"), "eval cannot change width"
+    )
+
+
+def test_checkpoint_from_another_recipe_is_refused(smoke_run, cifar_root):
+    out, _ = smoke_run
+    proc = run("train", "--recipe", "cifar10-simclr", "--tier", "smoke", "--data-root", cifar_root,
+               "--run-dir", out / "run", "--quiet")  # fmt: skip
+    assert_one_line_error(proc, "different recipe", "cifar10-esimclr", "--restart")
+
+
+def test_bad_input_gets_one_line_errors(tmp_path):
+    assert_one_line_error(run("train", "--recipe", "cifar10-byol"), "unknown recipe 'cifar10-byol'")
+    assert_one_line_error(run("train", "--recipe", "cifar10-simclr", "--set", "epoch=3"), "unknown option 'epoch'")
+    assert_one_line_error(run("train", "--recipe", "cifar10-simclr", "--tier", "tiny"), "unknown tier")
+    proc = run("train", "--recipe", "cifar10-simclr", "--data-root", tmp_path / "empty", "--run-dir", tmp_path / "r")
+    assert_one_line_error(proc, "CIFAR-10 is not prepared", "python -m data_scripts.cifar10")
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"\x80\x02 definitely not a checkpoint")
+    assert_one_line_error(run("eval", "--checkpoint", bad), "not a readable checkpoint")

@@ -1,0 +1,52 @@
+import pytest
+
+from essl_core.errors import EsslError
+from essl_core.recipes import TIERS, get_recipe, parse_overrides, recipe_names
+
+
+def test_full_tier_is_the_paper():
+    for name in recipe_names():
+        r = get_recipe(name, "full")
+        assert (r.epochs, r.batch_size, r.momentum, r.weight_decay, r.warmup_epochs) == (800, 512, 0.9, 5e-4, 10)
+        assert (r.width, r.proj_hidden, r.proj_dim, r.rot_hidden, r.rot_size) == (64, 2048, 2048, 2048, 16)
+        assert (r.temperature, r.ssl_loss, r.crop_scale) == (0.5, "cross_view", (0.2, 1.0))
+        assert (r.knn_k, r.knn_t, r.probe_epochs, r.probe_lr, r.probe_runs) == (200, 0.1, 100, 30.0, 5)
+        assert r.seed == 42 and r.train_subset is None and r.test_subset is None
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "lr", "lmbd", "eff"),
+    [
+        ("cifar10-simclr", "simclr", 0.03, 0.0, 0.06),
+        ("cifar10-esimclr", "simclr", 0.06, 0.4, 0.12),
+        ("cifar10-simsiam", "simsiam", 0.03, 0.0, 0.06),
+        ("cifar10-esimsiam", "simsiam", 0.06, 0.4, 0.12),
+    ],
+)
+def test_e_variants_double_the_learning_rate(name, method, lr, lmbd, eff):
+    r = get_recipe(name, "full")
+    assert (r.method, r.lr, r.lmbd) == (method, lr, lmbd)
+    assert r.effective_lr == pytest.approx(eff)
+
+
+def test_tiers_keep_the_recipe_and_shrink_the_budget():
+    for tier in TIERS:
+        r = get_recipe("cifar10-esimclr", tier)
+        assert (r.lr, r.lmbd, r.temperature, r.rot_size, r.method) == (0.06, 0.4, 0.5, 16, "simclr")
+
+
+def test_overrides_are_typed_and_checked():
+    o = parse_overrides(["epochs=3", "lr=0.1", "train-subset=none", "crop_scale=0.3,1.0", "ssl_loss=ntxent"])
+    assert o == {"epochs": 3, "lr": 0.1, "train_subset": None, "crop_scale": (0.3, 1.0), "ssl_loss": "ntxent"}
+    r = get_recipe("cifar10-esimclr", "smoke", {"epochs": 5})
+    assert r.epochs == 5 and r.width == 8
+    with pytest.raises(EsslError, match="unknown option 'epoch'"):
+        parse_overrides(["epoch=3"])
+    with pytest.raises(EsslError, match="bad value for epochs"):
+        parse_overrides(["epochs=three"])
+    with pytest.raises(EsslError, match="unknown recipe"):
+        get_recipe("cifar10-byol")
+    with pytest.raises(EsslError, match="unknown tier"):
+        get_recipe("cifar10-simclr", "huge")
+    with pytest.raises(EsslError, match="ssl_loss"):
+        get_recipe("cifar10-simclr", "smoke", {"ssl_loss": "triplet"})

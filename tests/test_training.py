@@ -1,0 +1,108 @@
+import json
+import math
+
+import pytest
+import torch
+
+from essl_core.augment import ssl_view
+from essl_core.checkpoint import load_checkpoint
+from essl_core.methods import EsslModel
+from essl_core.recipes import get_recipe
+from essl_core.train import NonFiniteLoss, Trainer, lr_at, pretrain
+
+SMALL = {"train_subset": 640, "test_subset": 200, "probe_runs": 1, "probe_epochs": 1}
+
+
+def test_schedule_warms_up_linearly_then_cosine_to_zero():
+    assert lr_at(0, 100, 10, 1.0) == 0.0
+    assert lr_at(5, 100, 10, 1.0) == pytest.approx(0.5)
+    assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)
+    assert lr_at(99, 100, 10, 1.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+
+
+def _fixed_views(data, sizes, n=64):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    imgs = [Image.fromarray(a) for a in data.train_x[:n]]
+    return [torch.stack([ssl_view(s)(im) for im in imgs]) for s in sizes]
+
+
+@pytest.mark.parametrize("name", ["cifar10-esimclr", "cifar10-esimsiam"])
+def test_loss_falls_over_20_steps_on_a_real_batch(small_cifar, tmp_path, name):
+    recipe = get_recipe(name, "smoke", {**SMALL, "warmup_epochs": 0, "epochs": 20})
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, progress=False)
+    views = _fixed_views(small_cifar, trainer.model.view_sizes())
+    losses = [trainer._train_step(views) for _ in range(20)]
+    first, last = losses[0], losses[-1]
+    assert all(torch.isfinite(o["loss"]) for o in losses)
+    assert last["loss"] < first["loss"] - 0.1
+    assert last["rot"] < first["rot"]  # the E-SSL term is learned too
+
+
+def test_optimizers_follow_the_recipe(small_cifar, tmp_path):
+    recipe = get_recipe("cifar10-esimsiam", "smoke", SMALL)
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, progress=False)
+    main_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    bn = trainer.model.backbone.stem[1]
+    assert id(bn.weight) in main_params and id(bn.bias) in main_params  # weight decay on BN too
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 5e-4
+    views = _fixed_views(small_cifar, trainer.model.view_sizes(), n=16)
+    for _ in range(3):
+        trainer._train_step(views)
+    assert trainer.optimizer.param_groups[0]["lr"] != recipe.effective_lr  # in warm-up
+    assert trainer.pred_optimizer.param_groups[0]["lr"] == recipe.effective_lr  # constant predictor lr
+
+
+def _interrupt_at(monkeypatch, step: int):
+    original = Trainer._train_step
+
+    def step_or_interrupt(self, views):
+        if self.step == step:
+            raise KeyboardInterrupt
+        return original(self, views)
+
+    monkeypatch.setattr(Trainer, "_train_step", step_or_interrupt)
+
+
+def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_path, monkeypatch):
+    recipe = get_recipe("cifar10-esimclr", "smoke", {**SMALL, "epochs": 3})
+    full = pretrain(recipe, "smoke", tmp_path / "a", data_root=cifar_root, progress=False)
+
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 23)  # in the middle of epoch 3
+        with pytest.raises(Exception, match="interrupted during epoch 3"):
+            pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False)
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 2
+    resumed = pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False)
+
+    assert resumed["curves"]["loss"] == full["curves"]["loss"]
+    assert resumed["curves"]["rot"] == full["curves"]["rot"]
+    assert resumed["curves"]["knn_top1"] == full["curves"]["knn_top1"]
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1, 2, 3]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path, monkeypatch):
+    recipe = get_recipe("cifar10-esimclr", "smoke", SMALL)
+    original = EsslModel.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *views):
+        out = original(self, *views)
+        calls["n"] += 1
+        if calls["n"] == 14:  # global step 14, in epoch 2
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(EsslModel, "forward", poisoned)
+    with pytest.raises(NonFiniteLoss, match=r"step 14 \(epoch 2\).*epoch 1 in"):
+        pretrain(recipe, "smoke", tmp_path, data_root=cifar_root, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "result.json").exists()
