@@ -182,7 +182,7 @@ def _images_from_tar(tar: tarfile.TarFile) -> Iterator[tuple[str, str, str, byte
 # Reading any source
 # ---------------------------------------------------------------------------------------------------------
 def _progress(items: Iterable, total: int | None, desc: str) -> Iterable:
-    return tqdm(items, total=total, desc=desc, unit="img", mininterval=1.0, file=sys.stderr)
+    return tqdm(items, total=total, desc=desc, unit="img", mininterval=1.0, file=sys.stderr, disable=None)
 
 
 def _sha256(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -65,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", parents=[common], help="pretrain a recipe, then evaluate it")
     train.add_argument("--recipe", required=True, help=f"one of: {', '.join(recipe_names())}")
-    train.add_argument("--tier", default="smoke", help=f"one of: {', '.join(TIERS)} (default smoke)")
+    train.add_argument(
+        "--tier",
+        default=os.environ.get("ESSL_MODE", "smoke"),
+        help=f"one of: {', '.join(TIERS)} (default: $ESSL_MODE, else smoke)",
+    )
     train.add_argument("--run-dir", type=Path, help="checkpoints, log and record (default runs/RECIPE-TIER-sSEED)")
     train.add_argument("--restart", action="store_true", help="discard the run directory's checkpoint")
     train.add_argument("--record-dir", type=Path, help="also write the result record here (e.g. book/results)")

@@ -101,7 +101,13 @@ def linear_probe(
     )
     total = epochs * len(train_dl)
     step = 0
-    bar = tqdm(total=total, desc=f"linear probe (seed {seed})", disable=not progress, leave=False, mininterval=1.0)
+    bar = tqdm(
+        total=total,
+        desc=f"linear probe (seed {seed})",
+        disable=None if progress else True,
+        leave=False,
+        mininterval=1.0,
+    )
     for _ in range(epochs):
         for (x,), y in train_dl:
             for group in opt.param_groups:

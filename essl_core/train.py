@@ -100,6 +100,7 @@ class Trainer:
         self.total_steps = r.epochs * self.views.steps_per_epoch
         self.warmup_steps = r.warmup_epochs * self.views.steps_per_epoch
         self.epoch, self.step, self.history, self.wall_time = 0, 0, [], 0.0
+        self.segments: list[dict] = []  # one entry per process that trained: its commit and first epoch
 
     # -- state ---------------------------------------------------------------------------------------------
     @property
@@ -118,6 +119,7 @@ class Trainer:
             scaler=self.scaler.state_dict() if self.scaler else None,
             history=self.history,
             wall_time_s=self.wall_time,
+            segments=self.segments,
             tier=self.tier,
             dataset=dataset_info(self.data.meta),
         )
@@ -147,6 +149,7 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
         self.wall_time = ckpt["wall_time_s"]
+        self.segments = list(ckpt["segments"])
 
     def _write_log(self) -> None:
         text = "".join(json.dumps(h) + "\n" for h in self.history)
@@ -190,7 +193,7 @@ class Trainer:
             self.views.epoch(self.epoch),
             total=self.views.steps_per_epoch,
             desc=f"epoch {self.epoch + 1}/{self.recipe.epochs}",
-            disable=not self.progress,
+            disable=None if self.progress else True,  # None: no bar when stderr is not a terminal
             leave=False,
             mininterval=1.0,
             file=sys.stderr,
@@ -298,6 +301,7 @@ def pretrain(
     """Train `recipe`, evaluate it and write its result record (returned). Resumes from `run_dir` if possible."""
     start = time.perf_counter()
     dev = resolve_device(device)
+    origin = provenance(dev)  # the code as it was when the run started
     data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
     run_dir = Path(run_dir)
     if restart:
@@ -311,6 +315,8 @@ def pretrain(
         print(f"resuming {run_dir} from epoch {trainer.epoch}/{recipe.epochs}", file=sys.stderr)
     elif not (run_dir / LOG).exists():
         (run_dir / LOG).touch()
+    if trainer.epoch < recipe.epochs:
+        trainer.segments.append({"from_epoch": trainer.epoch, **origin["git"], "device_name": origin["device_name"]})
     try:
         trainer.fit()
     except KeyboardInterrupt:
@@ -318,14 +324,14 @@ def pretrain(
             f"interrupted during epoch {trainer.epoch + 1}; {trainer._last_checkpoint_text()}. "
             "Run the same command again to resume."
         ) from None
-    record = _record("pretrain", trainer, trainer.history[-1]["knn_top1"], start)
+    record = _record("pretrain", trainer, trainer.history[-1]["knn_top1"], start, origin)
     write_record(run_dir / RESULT, record)
     if record_dir is not None:
         write_record(Path(record_dir) / f"{recipe.name}-{tier}.json", record)
     return record
 
 
-def _record(kind: str, trainer: Trainer, knn_top1: float, start: float) -> dict:
+def _record(kind: str, trainer: Trainer, knn_top1: float, start: float, origin: dict) -> dict:
     """Evaluate the trainer's backbone with the linear probe and assemble the result record."""
     recipe, history = trainer.recipe, trainer.history
     evaluation = trainer.evaluate()
@@ -351,7 +357,7 @@ def _record(kind: str, trainer: Trainer, knn_top1: float, start: float) -> dict:
             "this_process_wall_time_s": time.perf_counter() - start,
         },
         peak_memory=peak_memory(trainer.device),
-        provenance=provenance(trainer.device),
+        provenance={**origin, "training_segments": trainer.segments},
     )
 
 
@@ -387,11 +393,12 @@ def evaluate_checkpoint(
     ckpt = load_checkpoint(checkpoint)
     recipe = dataclasses.replace(recipe_from_checkpoint(ckpt), **overrides).validate()
     dev = resolve_device(device)
+    origin = provenance(dev)
     data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
     trainer = Trainer(recipe, Path(checkpoint).parent, dev, data, ckpt.get("tier", "custom"), progress)
     trainer.load_state(ckpt)
     knn = knn_accuracy(trainer.model.backbone, data, dev, recipe.knn_k, recipe.knn_t)
-    record = _record("eval", trainer, knn, start)
+    record = _record("eval", trainer, knn, start, origin)
     record["checkpoint"] = {"path": str(Path(checkpoint).resolve()), "epoch": ckpt["epoch"]}
     write_record(out or Path(checkpoint).with_name("eval.json"), record)
     return record

@@ -83,6 +83,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_pa
     a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [seg["from_epoch"] for seg in resumed["provenance"]["training_segments"]] == [0, 2]
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2, 3]
 
