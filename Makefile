@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Offline source of CIFAR-10; set it empty (make test ESSL_CIFAR_SOURCE=) to download the official archive.
 ESSL_CIFAR_SOURCE ?= ../shared/data/cifar10-jpeg.tar.gz
-ESSL_DATA ?= data
+ESSL_DATA ?= $(CURDIR)/data
 export ESSL_DATA
 
-.PHONY: setup data test lint smoke clean
+.PHONY: setup data test lint smoke book vendor clean
 
 setup: $(VENV)/.installed
 
@@ -26,11 +26,36 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Everything: lint, the library's tests, the chapters under nbval (smoke), the HTML book (-W) and its checks
+# in headless Chromium. `pytest tests --ignore=tests/book` alone is the quick loop while developing.
 test: data lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests --ignore=tests/book
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider book/
+	$(MAKE) book
+	$(BIN)/python -m pytest tests/book
+
+# Widget JavaScript and MathJax for offline pages (no CDN at view time), from the npm registry.
+HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
+MATHJAX := mathjax@3.2.2
+VENDOR := _vendor
+vendor: $(VENDOR)/.done
+$(VENDOR)/.done:
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/npm $(VENDOR)/html-manager $(VENDOR)/mathjax
+	cd $(VENDOR)/npm && npm pack -q --silent $(HTML_MANAGER) $(MATHJAX) >/dev/null
+	tar xzf $(VENDOR)/npm/jupyter-widgets-html-manager-*.tgz -C $(VENDOR)/html-manager --strip-components=2 \
+		--exclude='*amd*' --exclude='*.map' package/dist
+	tar xzf $(VENDOR)/npm/mathjax-*.tgz -C $(VENDOR)/mathjax --strip-components=2 package/es5
+	rm -rf $(VENDOR)/npm && touch $@
+
+# The HTML book, executed at $(ESSL_MODE) (default smoke), warnings as errors. Open _build/html/index.html.
+ESSL_MODE ?= smoke
+export ESSL_MODE
+book: data vendor
+	rm -rf _build/html _build/.doctrees
+	$(BIN)/jupyter-book build . -W -n --keep-going
 
 smoke: data
 	$(BIN)/python -m essl_core train --recipe cifar10-esimclr --tier smoke
 
 clean:
-	rm -rf runs _build .pytest_cache .ruff_cache
+	rm -rf runs _build .pytest_cache .ruff_cache test-artifacts

@@ -53,12 +53,21 @@ def probe_test_transform() -> T.Compose:
     return T.Compose([T.Resize(36, interpolation=BICUBIC), T.CenterCrop(32), *_finish()])
 
 
-def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
-    """ToTensor + Normalize on a batch of uint8 NHWC images, exactly as the per-image test transform does."""
-    x = x.permute(0, 3, 1, 2).float().div_(255)
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC images -> float NCHW in [0, 1], as ToTensor does."""
+    return x.permute(0, 3, 1, 2).float().div_(255)
+
+
+def normalize_pixels(x: torch.Tensor) -> torch.Tensor:
+    """Normalize on a float NCHW batch in [0, 1]."""
     mean = torch.tensor(CIFAR_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(CIFAR_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
+    """ToTensor + Normalize on a batch of uint8 NHWC images, exactly as the per-image test transform does."""
+    return normalize_pixels(to_pixels(x))
 
 
 class ImageViews(Dataset):

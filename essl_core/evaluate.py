@@ -11,24 +11,80 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import ImageViews, loader, normalize_uint8, probe_test_transform, probe_train_transform
+from .augment import ImageViews, loader, normalize_pixels, probe_test_transform, probe_train_transform, to_pixels
 from .data import CifarData
+from .groups import Group
 
 
 @torch.no_grad()
+def pixel_features(backbone: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """Backbone features (eval mode) of float NCHW images in [0, 1], normalised as the test transform does."""
+    was_training = backbone.training
+    backbone.eval()
+    feats = []
+    for chunk in x.split(batch_size):
+        with _autocast(device):
+            feats.append(backbone(normalize_pixels(chunk.to(device))).float())
+    backbone.train(was_training)
+    return torch.cat(feats)
+
+
 def extract_features(
     backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512
 ) -> torch.Tensor:
     """Backbone features of uint8 NHWC images under the test transform, in eval mode."""
-    was_training = backbone.training
-    backbone.eval()
-    feats = []
-    for i in range(0, len(images), batch_size):
-        x = normalize_uint8(torch.from_numpy(images[i : i + batch_size]).to(device))
-        with _autocast(device):
-            feats.append(backbone(x).float())
-    backbone.train(was_training)
+    feats = [
+        pixel_features(backbone, to_pixels(torch.from_numpy(images[i : i + batch_size])), device, batch_size)
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(feats)
+
+
+def invariance_similarity(backbone: nn.Module, images: np.ndarray, group: Group, device: torch.device) -> list[float]:
+    """For each element g: the mean cosine similarity between f(x) and f(g x), 1.0 meaning invariant to g.
+
+    Features are centred on the mean feature of the untransformed images first: ReLU features all share a
+    large common component, which would make any two images look alike.
+    """
+    x = to_pixels(torch.from_numpy(images))
+    ref = pixel_features(backbone, x, device)
+    mu = ref.mean(0)
+    sims = []
+    for k in range(group.size):
+        moved = pixel_features(backbone, group.apply(x, k), device)
+        sims.append(float(F.cosine_similarity(ref - mu, moved - mu).mean()))
+    return sims
+
+
+def equivariance_predictability(
+    backbone: nn.Module, images: np.ndarray, group: Group, device: torch.device, steps: int = 300, seed: int = 0
+) -> float:
+    """Test accuracy (%) of a linear classifier that predicts g from f(g x), trained on half of the images.
+
+    Chance is 100/|G|. An encoder invariant to the group scores chance; a high score means the feature
+    carries which element was applied, i.e. the representation is (non-trivially) equivariant to it.
+    """
+    x = to_pixels(torch.from_numpy(images))
+    copies, labels = group.orbit(x)
+    feats = pixel_features(backbone, copies, device).cpu()
+    image_index = torch.arange(len(x)).repeat(group.size)
+    train = image_index < len(x) // 2  # split by source image, so test images were never seen in any form
+    mean, std = feats[train].mean(0), feats[train].std(0) + 1e-6
+    feats = (feats - mean) / std
+    gen = torch.Generator().manual_seed(seed)
+    head = nn.Linear(feats.shape[1], group.size)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=gen) * 0.01)
+        head.bias.zero_()
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        loss = F.cross_entropy(head(feats[train]), labels[train])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        pred = head(feats[~train]).argmax(1)
+    return float(100.0 * (pred == labels[~train]).float().mean())
 
 
 def _autocast(device: torch.device):

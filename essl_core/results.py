@@ -99,3 +99,16 @@ def read_record(path: str | os.PathLike) -> dict:
     if record.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not an {SCHEMA} record")
     return record
+
+
+def load_records(directory: str | os.PathLike, kind: str | None = None) -> dict[str, dict]:
+    """Every record in `directory` (by file stem), optionally only those of one kind, sorted by name."""
+    records = {p.stem: read_record(p) for p in sorted(Path(directory).glob("*.json"))}
+    return {k: r for k, r in records.items() if kind is None or r["kind"] == kind}
+
+
+def describe(record: dict) -> str:
+    """One line naming where a result comes from: tier, hardware, dataset copy, commit."""
+    prov, data = record["provenance"], record["dataset"]
+    commit = (prov["git"]["commit"] or "unknown")[:8] + ("+dirty" if prov["git"]["dirty"] else "")
+    return f"{record['tier']} tier, {prov['device_name']}, {data['name']}, torch {prov['torch']}, commit {commit}"

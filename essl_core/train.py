@@ -23,7 +23,7 @@ from .evaluate import knn_accuracy, linear_probe
 from .io import atomic_write
 from .methods import EsslModel
 from .recipes import Recipe
-from .results import dataset_info, make_record, peak_memory, provenance, write_record
+from .results import dataset_info, make_record, peak_memory, provenance, read_record, write_record
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
@@ -311,6 +311,16 @@ def pretrain(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     trainer = Trainer(recipe, run_dir, dev, data, tier, progress)
+    done = run_dir / RESULT
+    if done.exists() and trainer.checkpoint_path.exists():
+        record = read_record(done)
+        if (
+            record["config"] == recipe_dict(recipe)
+            and load_checkpoint(trainer.checkpoint_path)["epoch"] == recipe.epochs
+        ):
+            if progress:
+                print(f"{run_dir} is complete; its record is reused (--restart trains again)", file=sys.stderr)
+            return record
     if trainer.resume() and progress:
         print(f"resuming {run_dir} from epoch {trainer.epoch}/{recipe.epochs}", file=sys.stderr)
     elif not (run_dir / LOG).exists():

@@ -26,3 +26,26 @@ def test_rotation_classes_are_distinct_and_compose():
     assert rotated[1, 0, :, 0].tolist() == x[0, 0, 0, :].flip(0).tolist()
     twice, _ = rotate4(rotated[1:2])
     assert torch.equal(twice[1], rotated[2]) and torch.equal(twice[3], rotated[0])
+
+
+def test_group_laws_and_labels():
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    from essl_core.groups import GRAYSCALE, GROUPS, HFLIP, INVERSION, ROTATION, VFLIP
+
+    x = torch.rand(3, 3, 8, 8)
+    for g in (HFLIP, VFLIP, INVERSION):  # involutions
+        assert torch.equal(g.apply(g.apply(x, 1), 1), x) and not torch.equal(g.apply(x, 1), x)
+    for a in range(4):  # rotations compose: r_a r_b = r_(a+b mod 4)
+        for b in range(4):
+            assert torch.equal(ROTATION.apply(ROTATION.apply(x, a), b), ROTATION.apply(x, (a + b) % 4))
+    gray = GRAYSCALE.apply(x, 1)
+    # PIL's luma weights (0.299, 0.587, 0.114); torchvision's tensor version uses 0.2989.
+    assert torch.allclose(gray, rgb_to_grayscale(x, num_output_channels=3), atol=1e-3)
+    assert torch.allclose(GRAYSCALE.apply(gray, 1), gray, atol=1e-6)  # idempotent, not invertible
+    for g in GROUPS.values():
+        copies, labels = g.orbit(x)
+        assert copies.shape == (3 * g.size, *x.shape[1:]) and labels.tolist() == [
+            k for k in range(g.size) for _ in range(3)
+        ]
+        assert torch.equal(g.apply(x, 0), x)

@@ -1,0 +1,146 @@
+"""Plots and widgets the chapters use: pure functions of data and result records, returning figures/widgets."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import to_pixels
+from .evaluate import pixel_features
+from .groups import Group
+
+
+def as_hwc(x: torch.Tensor) -> np.ndarray:
+    """One CHW image in [0, 1] as an HWC array for imshow."""
+    return x.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def group_grid(images: np.ndarray, groups: Mapping[str, Group], n_images: int = 4) -> plt.Figure:
+    """Rows: groups; columns: each element applied to `n_images` real images (uint8 NHWC)."""
+    x = to_pixels(torch.from_numpy(images[:n_images]))
+    width = max(g.size for g in groups.values())
+    fig, axes = plt.subplots(len(groups), width, figsize=(1.9 * width, 1.7 * len(groups)), squeeze=False)
+    for row, group in enumerate(groups.values()):
+        for k in range(width):
+            ax = axes[row, k]
+            ax.axis("off")
+            if k < group.size:
+                strip = torch.cat(list(group.apply(x, k)), dim=2)  # images side by side
+                ax.imshow(as_hwc(strip), interpolation="nearest")
+                ax.set_title(
+                    f"{group.name}: {group.element_names[k]}" if k == 0 else group.element_names[k], fontsize=8
+                )
+    fig.tight_layout()
+    return fig
+
+
+def curves(records: Mapping[str, dict], keys: Sequence[str], ylabel: str | None = None) -> plt.Figure:
+    """Per-epoch curves read from result records, one panel per key, one line per record."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for label, record in records.items():
+            c = record["curves"]
+            ys = c.get(key)
+            if ys is None:
+                continue
+            pts = [(e, y) for e, y in zip(c["epoch"], ys, strict=True) if y is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel or key)
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(
+    values: Mapping[str, Mapping[str, float]],
+    ylabel: str,
+    title: str = "",
+    reference: Mapping[str, float] | None = None,
+) -> plt.Figure:
+    """Bars of values[series][category]; optional per-category reference marks (e.g. chance level)."""
+    series = list(values)
+    cats = list(next(iter(values.values())))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(cats), 3.4))
+    for i, name in enumerate(series):
+        xs = np.arange(len(cats)) + (i - (len(series) - 1) / 2) * width
+        ax.bar(xs, [values[name][c] for c in cats], width, label=name)
+    if reference:
+        for j, c in enumerate(cats):
+            ax.hlines(reference[c], j - 0.45, j + 0.45, colors="k", linestyles="dashed", lw=1)
+    ax.set_xticks(np.arange(len(cats)), cats)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def element_panel(
+    images: np.ndarray, group: Group, k: int, encoders: Mapping[str, nn.Module], device: torch.device
+) -> plt.Figure:
+    """What element k of `group` does to some images, and how similar each encoder finds f(x) and f(g x)."""
+    x = to_pixels(torch.from_numpy(images))
+    moved = group.apply(x, k)
+    fig = plt.figure(figsize=(1.2 * len(x) + 0.5, 3.6))
+    grid = fig.add_gridspec(2, len(x), height_ratios=[1, 1.3])
+    for i in range(len(x)):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(as_hwc(moved[i]), interpolation="nearest")
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    width = 0.8 / len(encoders)
+    for j, (label, enc) in enumerate(encoders.items()):
+        ref, out = pixel_features(enc, x, device), pixel_features(enc, moved, device)
+        sims = F.cosine_similarity(ref - ref.mean(0), out - ref.mean(0)).cpu().numpy()
+        ax.bar(np.arange(len(x)) + (j - (len(encoders) - 1) / 2) * width, sims, width, label=label)
+    ax.set_ylim(-1, 1.05)
+    ax.set_xticks(np.arange(len(x)), [f"image {i + 1}" for i in range(len(x))], fontsize=7)
+    ax.set_ylabel("cos(f(x), f(g x))", fontsize=8)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{group.name}: {group.element_names[k]}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def figure_png(fig: plt.Figure, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes (and closed, so notebooks do not show it twice)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def explorer(images: np.ndarray, groups: Mapping[str, Group], encoders: Mapping[str, nn.Module], device: torch.device):
+    """Tabs (transformation) of tabs (element), each a pre-rendered panel.
+
+    Every choice is rendered up front, so the widget works without a kernel in the static HTML book (the saved
+    widget state holds all panels) and just the same in Colab.
+    """
+    import ipywidgets as widgets
+
+    outer = widgets.Tab()
+    outer.children = [
+        widgets.Tab(
+            children=[
+                widgets.Image(value=figure_png(element_panel(images, g, k, encoders, device)), format="png")
+                for k in range(g.size)
+            ],
+            titles=list(g.element_names),
+        )
+        for g in groups.values()
+    ]
+    outer.titles = [g.name for g in groups.values()]
+    return outer

@@ -1,0 +1,34 @@
+"""The chapters' structure: title, running note, guarded Colab install, GPU metadata, no committed outputs."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((REPO / "book").glob("*.ipynb"))
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    listed = {toc["root"], *(c["file"] for c in toc["chapters"])}
+    assert {f"book/{p.stem}" for p in CHAPTERS} == listed
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_structure(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
+    assert any("Running this chapter" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert nb["metadata"]["accelerator"] == "GPU"
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    install = [c for c in code if "google.colab" in c]
+    assert len(install) == 1 and 'if "google.colab" in sys.modules' in install[0]
+    assert not re.search(r"\btorch(vision)?\s*[=<>~!]=", install[0]), "never pin torch in the Colab cell"
+    url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
+    assert url in install[0], "the Colab install URL must be the one of _config.yml"
+    assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), "commit notebooks without outputs"
+    assert any("book.banner()" in c for c in code), "each chapter prints its tier and hardware"

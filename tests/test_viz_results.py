@@ -1,0 +1,60 @@
+import json
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from essl_core.groups import GROUPS, ROTATION
+from essl_core.models import CifarResNet18
+from essl_core.results import describe, load_records, make_record, read_record, write_record
+from essl_core.viz import curves, element_panel, explorer, figure_png, group_grid, grouped_bars
+
+
+def test_figures_have_the_panels_asked_for(small_cifar):
+    fig = group_grid(small_cifar.test_x[:2], GROUPS)
+    assert len([ax for ax in fig.axes if ax.images]) == sum(g.size for g in GROUPS.values())
+    record = {"curves": {"epoch": [1, 2], "loss": [2.0, 1.0], "knn_top1": [None, 30.0]}}
+    fig = curves({"a": record}, ["loss", "knn_top1"])
+    assert [len(ax.lines) for ax in fig.axes] == [1, 1]
+    assert list(fig.axes[1].lines[0].get_xdata()) == [2]  # epochs without kNN are skipped
+    fig = grouped_bars({"x": {"a": 1.0, "b": 2.0}, "y": {"a": 0.5, "b": 1.5}}, "v", reference={"a": 1, "b": 1})
+    assert len(fig.axes[0].patches) == 4
+    plt.close("all")
+
+
+def test_explorer_prerenders_every_element(small_cifar):
+    torch.manual_seed(0)
+    enc = CifarResNet18(width=4).eval()
+    png = figure_png(element_panel(small_cifar.test_x[:3], ROTATION, 1, {"r": enc}, torch.device("cpu")))
+    assert png.startswith(b"\x89PNG")
+    w = explorer(small_cifar.test_x[:2], {"rotation": ROTATION}, {"r": enc}, torch.device("cpu"))
+    assert list(w.titles) == ["four-fold rotation"] and len(w.children[0].children) == 4
+
+
+def test_records_round_trip_and_describe(tmp_path):
+    rec = make_record(
+        "pretrain",
+        tier="cpu",
+        dataset={"name": "CIFAR-10 (JPEG q75 copy)"},
+        provenance={"git": {"commit": "a" * 40, "dirty": False}, "device_name": "CPU: x", "torch": "2.14.1"},
+    )
+    write_record(tmp_path / "r.json", rec)
+    assert read_record(tmp_path / "r.json") == rec
+    (tmp_path / "other.json").write_text(json.dumps({"schema": "nope"}))
+    with pytest.raises(ValueError):
+        load_records(tmp_path)
+    (tmp_path / "other.json").unlink()
+    assert list(load_records(tmp_path, kind="pretrain")) == ["r"] and load_records(tmp_path, kind="eval") == {}
+    assert describe(rec) == "cpu tier, CPU: x, CIFAR-10 (JPEG q75 copy), torch 2.14.1, commit aaaaaaaa"
+
+
+def test_committed_records_are_valid():
+    from essl_core.book import results_dir
+
+    records = load_records(results_dir())
+    paper = records["paper"]
+    assert all(r["verified"] for r in paper["imagenet_linear_probe_top1"])
+    assert all(r["top1"] is None and not r["verified"] for r in paper["cifar10_linear_probe_top1"])
+    for name, r in records.items():
+        if r["kind"] == "pretrain":
+            assert name == f"{r['recipe']}-{r['tier']}" and r["provenance"]["git"]["commit"]
