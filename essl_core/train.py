@@ -311,17 +311,30 @@ def pretrain(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     trainer = Trainer(recipe, run_dir, dev, data, tier, progress)
-    done = run_dir / RESULT
-    if done.exists() and trainer.checkpoint_path.exists():
-        record = read_record(done)
-        if (
-            record["config"] == recipe_dict(recipe)
-            and load_checkpoint(trainer.checkpoint_path)["epoch"] == recipe.epochs
-        ):
-            if progress:
-                print(f"{run_dir} is complete; its record is reused (--restart trains again)", file=sys.stderr)
-            return record
-    if trainer.resume() and progress:
+    record = _completed_record(trainer, recipe)
+    if record is None:
+        record = _train_and_record(trainer, start, origin)
+    elif progress:
+        print(f"{run_dir} is complete; its record is reused (--restart trains again)", file=sys.stderr)
+    if record_dir is not None:
+        write_record(Path(record_dir) / f"{recipe.name}-{tier}.json", record)
+    return record
+
+
+def _completed_record(trainer: Trainer, recipe: Recipe) -> dict | None:
+    """The record of a finished run of the same recipe in the run directory, if there is one."""
+    done = trainer.run_dir / RESULT
+    if not (done.exists() and trainer.checkpoint_path.exists()):
+        return None
+    record = read_record(done)
+    finished = load_checkpoint(trainer.checkpoint_path)["epoch"] == recipe.epochs
+    return record if finished and record["config"] == recipe_dict(recipe) else None
+
+
+def _train_and_record(trainer: Trainer, start: float, origin: dict) -> dict:
+    """Resume or start training, evaluate, and write the run directory's record."""
+    recipe, run_dir = trainer.recipe, trainer.run_dir
+    if trainer.resume() and trainer.progress:
         print(f"resuming {run_dir} from epoch {trainer.epoch}/{recipe.epochs}", file=sys.stderr)
     elif not (run_dir / LOG).exists():
         (run_dir / LOG).touch()
@@ -329,15 +342,13 @@ def pretrain(
         trainer.segments.append({"from_epoch": trainer.epoch, **origin["git"], "device_name": origin["device_name"]})
     try:
         trainer.fit()
+        record = _record("pretrain", trainer, trainer.history[-1]["knn_top1"], start, origin)
     except KeyboardInterrupt:
         raise EsslError(
-            f"interrupted during epoch {trainer.epoch + 1}; {trainer._last_checkpoint_text()}. "
+            f"interrupted at epoch {min(trainer.epoch + 1, recipe.epochs)}; {trainer._last_checkpoint_text()}. "
             "Run the same command again to resume."
         ) from None
-    record = _record("pretrain", trainer, trainer.history[-1]["knn_top1"], start, origin)
     write_record(run_dir / RESULT, record)
-    if record_dir is not None:
-        write_record(Path(record_dir) / f"{recipe.name}-{tier}.json", record)
     return record
 
 

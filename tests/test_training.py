@@ -72,7 +72,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_pa
 
     with monkeypatch.context() as m:
         _interrupt_at(m, 23)  # in the middle of epoch 3
-        with pytest.raises(Exception, match="interrupted during epoch 3"):
+        with pytest.raises(Exception, match="interrupted at epoch 3"):
             pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 2
     resumed = pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False)
@@ -84,6 +84,10 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_pa
     b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [seg["from_epoch"] for seg in resumed["provenance"]["training_segments"]] == [0, 2]
+    # A finished run is not trained again: its record is returned (and copied to the record directory).
+    monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("a complete run was trained again"))
+    again = pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False, record_dir=tmp_path / "r")
+    assert again == resumed and (tmp_path / "r" / "cifar10-esimclr-smoke.json").exists()
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2, 3]
 
