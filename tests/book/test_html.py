@@ -11,6 +11,8 @@ MIN_FIGURES = {
     "book/essl_method": 3,
     "book/cifar10_reproduction": 1,
 }
+# Tables chapters generate as Markdown outputs (rendered as HTML tables, not as raw pipes).
+MIN_TABLES = {"book/intro": 1, "book/invariance_equivariance": 0, "book/essl_method": 0, "book/cifar10_reproduction": 2}
 ERROR_MARKERS = (
     "Traceback (most recent call last)",
     'class="output traceback"',
@@ -28,6 +30,9 @@ def test_page_exists_without_errors_and_with_its_figures(html_dir, page):
         assert marker not in text, f"{page} shows an error output ({marker})"
     figures = re.findall(r'<img[^>]+src="(?:data:image/png|[^"]*_images/[^"]+\.png)', text)
     assert len(figures) >= MIN_FIGURES[page], f"{page}: {len(figures)} figures"
+    assert text.count("<table") >= MIN_TABLES[page], f"{page}: generated tables were not rendered"
+    # A table left as text is a paragraph starting with "|" whose next line is the (smart-dashed) rule.
+    assert not re.search(r"<p>\|[^<]*\n\|[-—–|]+", text), f"{page} shows a Markdown table as raw text"
 
 
 def test_pages_need_no_cdn(html_dir):
