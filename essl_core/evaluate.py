@@ -40,6 +40,12 @@ def extract_features(
     return torch.cat(feats)
 
 
+def centred_similarity(ref: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+    """Per-image cosine similarity of f(x) and f(g x), both centred on the mean of the f(x)."""
+    mu = ref.mean(0)
+    return F.cosine_similarity(ref - mu, moved - mu)
+
+
 def invariance_similarity(backbone: nn.Module, images: np.ndarray, group: Group, device: torch.device) -> list[float]:
     """For each element g: the mean cosine similarity between f(x) and f(g x), 1.0 meaning invariant to g.
 
@@ -48,12 +54,10 @@ def invariance_similarity(backbone: nn.Module, images: np.ndarray, group: Group,
     """
     x = to_pixels(torch.from_numpy(images))
     ref = pixel_features(backbone, x, device)
-    mu = ref.mean(0)
-    sims = []
-    for k in range(group.size):
-        moved = pixel_features(backbone, group.apply(x, k), device)
-        sims.append(float(F.cosine_similarity(ref - mu, moved - mu).mean()))
-    return sims
+    return [
+        float(centred_similarity(ref, pixel_features(backbone, group.apply(x, k), device)).mean())
+        for k in range(group.size)
+    ]
 
 
 def equivariance_predictability(

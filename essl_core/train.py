@@ -203,7 +203,7 @@ class Trainer:
             finite.append(torch.isfinite(out["loss"]))
             for k, v in out.items():
                 sums[k] = sums.get(k, 0) + v
-            if self.progress and i % 25 == 0:
+            if not bar.disable and i % 25 == 0:  # a host sync, only when a bar is shown
                 bar.set_postfix(loss=f"{out['loss'].item():.3f}")
         bar.close()
         n = self.step - first_step

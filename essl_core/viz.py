@@ -8,11 +8,10 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .augment import to_pixels
-from .evaluate import pixel_features
+from .evaluate import centred_similarity, pixel_features
 from .groups import Group
 
 
@@ -103,7 +102,7 @@ def element_panel(
     width = 0.8 / len(encoders)
     for j, (label, enc) in enumerate(encoders.items()):
         ref, out = pixel_features(enc, x, device), pixel_features(enc, moved, device)
-        sims = F.cosine_similarity(ref - ref.mean(0), out - ref.mean(0)).cpu().numpy()
+        sims = centred_similarity(ref, out).cpu().numpy()
         ax.bar(np.arange(len(x)) + (j - (len(encoders) - 1) / 2) * width, sims, width, label=label)
     ax.set_ylim(-1, 1.05)
     ax.set_xticks(np.arange(len(x)), [f"image {i + 1}" for i in range(len(x))], fontsize=7)
