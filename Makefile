@@ -7,7 +7,7 @@ ESSL_CIFAR_SOURCE ?= ../shared/data/cifar10-jpeg.tar.gz
 ESSL_DATA ?= $(CURDIR)/data
 export ESSL_DATA
 
-.PHONY: setup data test lint smoke book vendor clean
+.PHONY: setup data test lint smoke book vendor clean bench gpu-carry gpu-run
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,19 @@ book: data vendor
 
 smoke: data
 	$(BIN)/python -m essl_core train --recipe cifar10-esimclr --tier smoke
+
+# The side-by-side benchmark on this machine (CPU here): reference pipeline vs fast path, at the cpu tier.
+bench: data
+	$(BIN)/python -m essl_core bench --tier cpu --record-dir book/results
+
+# GPU work, when the device tool lends a machine: `make gpu-carry` here puts the CIFAR-10 copy in .gpu/
+# (git-ignored; carry it), then `make gpu-run` there runs the benchmark and the budgeted full-recipe runs
+# with the machine's own python3 (it has torch, torchvision, numpy, pillow, tqdm) and writes records to $OUT.
+gpu-carry:
+	mkdir -p .gpu && cp $(ESSL_CIFAR_SOURCE) .gpu/cifar10-jpeg.tar.gz
+GPU_PYTHON ?= python3
+gpu-run:
+	PYTHONUNBUFFERED=1 ESSL_DATA=$${ESSL_DATA:-/tmp/essl-data} $(GPU_PYTHON) -m essl_core.gpu_run --tier full
 
 clean:
 	rm -rf runs _build .pytest_cache .ruff_cache test-artifacts

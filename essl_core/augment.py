@@ -84,9 +84,14 @@ class ImageViews(Dataset):
         return tuple(t(img) for t in self.transforms), int(self.labels[i])
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's order and augmentations, so an epoch replays identically on resume."""
+    return seed * 100_003 + epoch
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The RNG that fixes one epoch's order and worker seeds, so an epoch replays identically on resume."""
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+    """The CPU RNG that fixes one epoch's order and worker seeds for the reference pipeline."""
+    return torch.Generator().manual_seed(epoch_seed(seed, epoch))
 
 
 def loader(

@@ -17,7 +17,9 @@ from .recipes import Recipe
 
 FORMAT = "essl-checkpoint/1"
 # Recipe fields that may change between an interrupted run and its resumption without changing the result.
-RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every"}
+RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every", "compile"}
+# Values of recipe fields added later, as the code behaved before they existed (for older checkpoints).
+FIELDS_ADDED_LATER = {"augment": "reference", "compile": False}
 
 
 def recipe_dict(recipe: Recipe) -> dict:
@@ -63,6 +65,7 @@ def load_checkpoint(path: str | os.PathLike, recipe: Recipe | None = None) -> di
         raise EsslError(f"{path} is not a readable checkpoint ({first_line})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise EsslError(f"{path} is not an essl_core checkpoint")
+    payload["recipe"] = {**FIELDS_ADDED_LATER, **payload["recipe"]}
     if recipe is not None:
         saved, wanted = payload["recipe"], recipe_dict(recipe)
         diff = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])

@@ -1,4 +1,4 @@
-"""Command line: `python -m essl_core train|eval ...`. User errors print one line and exit with status 2."""
+"""Command line: `python -m essl_core train|eval|bench ...`. User errors print one line and exit with status 2."""
 
 from __future__ import annotations
 
@@ -44,6 +44,21 @@ def _eval(args: argparse.Namespace) -> None:
     _summary(record, args.out or Path(args.checkpoint).with_name("eval.json"))
 
 
+def _bench(args: argparse.Namespace) -> None:
+    from .bench import run_bench
+
+    run_bench(
+        args.recipe,
+        args.tier,
+        device=args.device,
+        data_root=args.data_root,
+        overrides=parse_overrides(args.set),
+        warmup=args.warmup,
+        steps=args.steps,
+        record_dir=args.record_dir,
+    )
+
+
 def _summary(record: dict, path: Path) -> None:
     m = record["metrics"]
     probe = m["linear_probe_top1"]
@@ -55,7 +70,7 @@ def _summary(record: dict, path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m essl_core", description="E-SSL: train and evaluate.")
+    parser = argparse.ArgumentParser(prog="python -m essl_core", description="E-SSL: train, evaluate and benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     common = argparse.ArgumentParser(add_help=False)
@@ -80,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint.pt written by train")
     ev.add_argument("--out", type=Path, help="where to write the record (default: eval.json beside the checkpoint)")
     ev.set_defaults(func=_eval)
+    bench = sub.add_parser("bench", parents=[common], help="time the reference pipeline and the fast path")
+    bench.add_argument("--recipe", default="cifar10-esimclr", help="default: cifar10-esimclr")
+    bench.add_argument("--tier", default=os.environ.get("ESSL_MODE", "smoke"), help=f"one of: {', '.join(TIERS)}")
+    bench.add_argument("--steps", type=int, help="timed steps per path (default: 5 smoke, 10 cpu, 50 full)")
+    bench.add_argument("--warmup", type=int, help="untimed steps first (default: 2, or 10 at the full tier)")
+    bench.add_argument("--record-dir", type=Path, help="where the bench record goes (default: runs/)")
+    bench.set_defaults(func=_bench)
     return parser
 
 

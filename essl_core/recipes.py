@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .errors import EsslError
 
 TIERS = ("smoke", "cpu", "full")
+AUGMENTS = ("batched", "reference")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Recipe:
     workers: int = 16
     seed: int = 42
     amp: str = "bf16"  # autocast dtype on CUDA: "bf16", "fp16" (with a GradScaler) or "off"; CPU runs fp32
+    # "batched": the views are made on the device, per-sample draws, no DataLoader (essl_core.batched_views);
+    # "reference": the official per-image PIL transforms in DataLoader workers. Same distribution (tested).
+    augment: str = "batched"
+    compile: bool = False  # torch.compile the model and the batched augmentation (pays off on CUDA)
 
     @property
     def effective_lr(self) -> float:
@@ -60,6 +65,7 @@ class Recipe:
                 f"ssl_loss must be cross_view or ntxent, not {self.ssl_loss!r}",
             ),
             (self.amp in ("bf16", "fp16", "off"), f"amp must be bf16, fp16 or off, not {self.amp!r}"),
+            (self.augment in AUGMENTS, f"augment must be {' or '.join(AUGMENTS)}, not {self.augment!r}"),
             (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
             (self.lmbd >= 0 and self.lr > 0, "lmbd must be >= 0 and lr > 0"),
             (
@@ -134,6 +140,10 @@ def _parse(value: str, annotation: str):
     if annotation.endswith("| None") and value.lower() in ("none", "null", "all"):
         return None
     base = annotation.split("|")[0].strip()
+    if base == "bool":
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(value)
+        return value.lower() in ("true", "1", "yes", "on")
     if base.startswith("tuple[float"):
         parts = value.strip("()").split(",")
         return tuple(float(p) for p in parts)

@@ -143,3 +143,16 @@ def explorer(images: np.ndarray, groups: Mapping[str, Group], encoders: Mapping[
     ]
     outer.titles = [g.name for g in groups.values()]
     return outer
+
+
+def markdown_table(rows: list[dict], digits: int = 3) -> str:
+    """A Markdown table of `rows` (dicts with the same keys, in column order); floats get `digits` decimals."""
+
+    def cell(value) -> str:
+        text = f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+        return text.replace("|", "\\|")
+
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

@@ -73,6 +73,20 @@ def test_checkpoint_from_another_recipe_is_refused(smoke_run, cifar_root):
     assert_one_line_error(proc, "different recipe", "cifar10-esimclr", "--restart")
 
 
+def test_bench_command_prints_the_ratio_and_writes_a_record(cifar_root, tmp_path):
+    proc = run("bench", "--tier", "smoke", "--device", "cpu", "--data-root", cifar_root, "--steps", "2",
+               "--record-dir", tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    ratio_lines = [line for line in proc.stdout.splitlines() if "ratio" in line]
+    assert len(ratio_lines) == 1
+    record = read_record(tmp_path / "bench-cifar10-esimclr-smoke-cpu.json")
+    m = record["metrics"]
+    assert f"{m['ratio']:.2f}x" in ratio_lines[0]
+    assert m["ratio"] == pytest.approx(m["fast"]["images_per_s"] / m["reference"]["images_per_s"])
+    assert m["timed_steps"] == 2 and m["flops_per_image"] > 0 and m["mfu"] is None  # no MFU on a CPU
+    assert record["config"]["augment"] == "batched" and record["provenance"]["git"]["commit"]
+
+
 def test_bad_input_gets_one_line_errors(tmp_path):
     assert_one_line_error(run("train", "--recipe", "cifar10-byol"), "unknown recipe 'cifar10-byol'")
     assert_one_line_error(run("train", "--recipe", "cifar10-simclr", "--set", "epoch=3"), "unknown option 'epoch'")

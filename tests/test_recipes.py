@@ -50,3 +50,13 @@ def test_overrides_are_typed_and_checked():
         get_recipe("cifar10-simclr", "huge")
     with pytest.raises(EsslError, match="ssl_loss"):
         get_recipe("cifar10-simclr", "smoke", {"ssl_loss": "triplet"})
+
+
+def test_view_pipeline_and_compile_options():
+    assert get_recipe("cifar10-esimclr").augment == "batched" and not get_recipe("cifar10-esimclr").compile
+    assert parse_overrides(["augment=reference", "compile=true"]) == {"augment": "reference", "compile": True}
+    assert parse_overrides(["compile=off"]) == {"compile": False}
+    with pytest.raises(EsslError, match="bad value for compile"):
+        parse_overrides(["compile=maybe"])
+    with pytest.raises(EsslError, match="augment must be batched or reference"):
+        get_recipe("cifar10-simclr", "smoke", {"augment": "kornia"})

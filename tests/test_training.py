@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from essl_core.augment import ssl_view
-from essl_core.checkpoint import load_checkpoint
+from essl_core.checkpoint import load_checkpoint, recipe_from_checkpoint
+from essl_core.errors import EsslError
 from essl_core.methods import EsslModel
 from essl_core.recipes import get_recipe
 from essl_core.train import NonFiniteLoss, Trainer, lr_at, pretrain
@@ -66,8 +67,9 @@ def _interrupt_at(monkeypatch, step: int):
     monkeypatch.setattr(Trainer, "_train_step", step_or_interrupt)
 
 
-def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_path, monkeypatch):
-    recipe = get_recipe("cifar10-esimclr", "smoke", {**SMALL, "epochs": 3})
+@pytest.mark.parametrize("augment", ["batched", "reference"])
+def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_path, monkeypatch, augment):
+    recipe = get_recipe("cifar10-esimclr", "smoke", {**SMALL, "epochs": 3, "augment": augment})
     full = pretrain(recipe, "smoke", tmp_path / "a", data_root=cifar_root, progress=False)
 
     with monkeypatch.context() as m:
@@ -111,3 +113,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path,
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     assert not (tmp_path / "result.json").exists()
+
+
+def test_checkpoints_from_before_the_pipeline_option_resume_with_the_reference_pipeline(small_cifar, tmp_path):
+    recipe = get_recipe("cifar10-esimclr", "smoke", {**SMALL, "augment": "reference"})
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, "smoke", progress=False)
+    trainer.save()
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del payload["recipe"]["augment"], payload["recipe"]["compile"]  # as written before the fields existed
+    torch.save(payload, tmp_path / "checkpoint.pt")
+    loaded = load_checkpoint(tmp_path / "checkpoint.pt", recipe)  # no "different recipe" error
+    assert recipe_from_checkpoint(loaded).augment == "reference"
+    with pytest.raises(EsslError, match="different recipe"):
+        load_checkpoint(tmp_path / "checkpoint.pt", get_recipe("cifar10-esimclr", "smoke", SMALL))

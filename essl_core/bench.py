@@ -1,0 +1,229 @@
+"""`python -m essl_core bench`: the reference pipeline and the fast path timed side by side in one process.
+
+Same device, model, batch size and recipe for both. The reference is the official code's way: per-image
+PIL transforms in DataLoader workers and its step (fp16 autocast with a GradScaler on CUDA, NCHW, for-each
+SGD, deterministic cudnn). The fast path is the default training path: views made on the device with
+per-sample draws (`batched_views`), channels_last, bf16 autocast, fused SGD, optionally `torch.compile`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .augment import ViewPipeline
+from .checkpoint import recipe_dict
+from .data import load_cifar10
+from .recipes import Recipe, get_recipe
+from .results import dataset_info, make_record, peak_memory, provenance, write_record
+from .train import Trainer, resolve_device
+
+# Dense bf16 tensor-core peaks from the datasheets (FLOP/s), matched against the CUDA device name. The
+# H100/H200 values are the SXM parts'; PCIe/NVL parts run lower clocks, so their MFU reads low.
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10G": 70e12, "T4": 65e12}
+DEFAULT_STEPS = {"smoke": (2, 5), "cpu": (2, 10), "full": (10, 50)}  # (warm-up, timed) steps per tier
+
+
+def peak_flops(device: torch.device) -> tuple[str | None, float | None]:
+    """The datasheet bf16 peak of a CUDA device, if its name is in the table."""
+    if device.type != "cuda":
+        return None, None
+    name = torch.cuda.get_device_name(device)
+    for key, flops in PEAK_BF16_FLOPS.items():
+        if key in name:
+            return key, flops
+    return None, None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batches(views: ViewPipeline) -> Iterator[list[torch.Tensor]]:
+    """Steps across epoch boundaries, as long as asked for."""
+    for epoch in itertools.count():
+        yield from views.epoch(epoch)
+
+
+def _throughput(run_step, batches: Iterator, warmup: int, steps: int, batch_size: int, device) -> dict:
+    """Source images per second over `steps` steps after `warmup` untimed ones (compile, cudnn autotune)."""
+    t0 = time.perf_counter()
+    for views in itertools.islice(batches, warmup):
+        run_step(views)
+    _sync(device)
+    t1 = time.perf_counter()
+    for views in itertools.islice(batches, steps):
+        run_step(views)
+    _sync(device)
+    seconds = time.perf_counter() - t1
+    return {"images_per_s": steps * batch_size / seconds, "step_time_s": seconds / steps, "warmup_s": t1 - t0}
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def time_training(trainer: Trainer, warmup: int, steps: int) -> dict:
+    """Training throughput of one trainer (views and step), then its view pipeline alone."""
+    dev, bs = trainer.device, trainer.recipe.batch_size
+    _reset_peak(dev)
+    train = _throughput(trainer._train_step, _batches(trainer.views), warmup, steps, bs, dev)
+    train["peak_memory"] = peak_memory(dev)
+    views = _throughput(lambda v: None, _batches(trainer.views), 1, steps, bs, dev)
+    train["augment_images_per_s"] = views["images_per_s"]
+    return train
+
+
+def kornia_views_per_s(recipe: Recipe, images, device: torch.device, steps: int) -> dict | None:
+    """The same augmentations with kornia (for the choice of kernels), if kornia is installed."""
+    try:
+        import kornia.augmentation as K
+    except ImportError:
+        return None
+    from .augment import CIFAR_MEAN, CIFAR_STD
+
+    def pipeline(size: int):
+        return K.AugmentationSequential(
+            K.RandomResizedCrop((size, size), scale=recipe.crop_scale),
+            K.RandomHorizontalFlip(),
+            K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+            K.RandomGrayscale(p=0.2),
+            K.Normalize(torch.tensor(CIFAR_MEAN), torch.tensor(CIFAR_STD)),
+        ).to(device)
+
+    sizes = [32, 32] + ([recipe.rot_size] if recipe.lmbd > 0 else [])
+    augs = {size: pipeline(size) for size in set(sizes)}
+    data = torch.from_numpy(images[: recipe.batch_size * 4]).to(device).permute(0, 3, 1, 2)
+
+    def step(i: int) -> None:
+        start = (i % 4) * recipe.batch_size
+        x = data[start : start + recipe.batch_size].float().div(255)
+        for size in sizes:
+            augs[size](x)
+
+    result = _throughput(step, itertools.count(), 1, steps, recipe.batch_size, device)
+    return {
+        "images_per_s": result["images_per_s"],
+        "note": "kornia's ColorJitter draws one operation order per batch, torchvision one per image",
+    }
+
+
+def flops_per_image(model: torch.nn.Module, views: list[torch.Tensor], amp_dtype: torch.dtype | None = None) -> float:
+    """FLOPs (2 per multiply-add) of one training step's forward and backward per source image, counted by
+    `torch.utils.flop_counter` on `views` (the batch's x1, x2 and, for E-SSL, x3)."""
+    counter = FlopCounterMode(display=False)
+    device_type = views[0].device.type
+    with counter, torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        model(*views)["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / views[0].shape[0]
+
+
+def run_bench(
+    recipe_name: str,
+    tier: str,
+    *,
+    device: str = "auto",
+    data_root: str | Path | None = None,
+    overrides: dict | None = None,
+    warmup: int | None = None,
+    steps: int | None = None,
+    record_dir: str | Path | None = None,
+    out=sys.stdout,
+) -> dict:
+    """Time both paths, print the comparison and write a "bench" record (returned)."""
+    dev = resolve_device(device)
+    origin = provenance(dev)
+    recipe = get_recipe(recipe_name, tier, overrides)
+    default_warmup, default_steps = DEFAULT_STEPS[tier]
+    warmup, steps = warmup or default_warmup, steps or default_steps
+    data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
+    workers = min(recipe.workers, os.cpu_count() or 1)
+    reference_recipe = dataclasses.replace(
+        recipe, augment="reference", amp="fp16" if dev.type == "cuda" else recipe.amp, workers=workers, compile=False
+    )
+    fast_recipe = dataclasses.replace(recipe, augment="batched")
+    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+    say(
+        f"bench {recipe.name}, {tier} tier, {origin['device_name']}, batch {recipe.batch_size}, "
+        f"width {recipe.width}: {steps} timed steps after {warmup} warm-up steps per path"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Trainer(reference_recipe, Path(tmp), dev, data, tier, progress=False, fast=False)
+        ref = time_training(reference, warmup, steps)
+        del reference
+        say(
+            f"reference (PIL views in {workers} DataLoader worker(s), official step): "
+            f"{ref['images_per_s']:,.0f} source images/s"
+        )
+        fast = Trainer(fast_recipe, Path(tmp), dev, data, tier, progress=False, fast=True)
+        fst = time_training(fast, warmup, steps)
+        flops = flops_per_image(fast.model, next(fast.views.epoch(0)), fast.amp_dtype)
+    ratio = fst["images_per_s"] / ref["images_per_s"]
+    kornia = kornia_views_per_s(recipe, data.train_x, dev, steps)
+    peak_name, peak = peak_flops(dev)
+    mfu = fst["images_per_s"] * flops / peak if peak else None
+    say(
+        f"fast (batched on-device views, {'compiled ' if recipe.compile else ''}fast step): "
+        f"{fst['images_per_s']:,.0f} source images/s"
+    )
+    say(f"ratio fast / reference: {ratio:.2f}x")
+    say(
+        f"augmentation alone (all views of a step): reference {ref['augment_images_per_s']:,.0f} img/s "
+        f"with {workers} worker(s), batched {fst['augment_images_per_s']:,.0f} img/s"
+        + (f", kornia {kornia['images_per_s']:,.0f} img/s" if kornia else ", kornia not installed")
+    )
+    say(
+        f"peak memory ({fst['peak_memory']['kind']}): reference {ref['peak_memory']['bytes'] / 2**20:,.0f} MiB, "
+        f"fast {fst['peak_memory']['bytes'] / 2**20:,.0f} MiB"
+    )
+    achieved = fst["images_per_s"] * flops
+    say(
+        f"model FLOPs per source image {flops / 1e9:.3f} GFLOP; fast path {achieved / 1e12:.3f} TFLOP/s"
+        + (f", MFU {mfu:.1%} of the {peak_name} bf16 peak {peak / 1e12:.0f} TFLOP/s" if mfu else "")
+    )
+    record = make_record(
+        "bench",
+        recipe=recipe.name,
+        tier=tier,
+        config=recipe_dict(fast_recipe),
+        seeds={"pretrain": recipe.seed},
+        dataset=dataset_info(data.meta),
+        metrics={
+            "reference": {
+                **ref,
+                "workers": workers,
+                "pipeline": "PIL per image in DataLoader workers",
+                "step": "fp16 + GradScaler on CUDA, NCHW, for-each SGD, deterministic cudnn",
+            },
+            "fast": {
+                **fst,
+                "pipeline": "batched on-device views, per-sample draws",
+                "step": "bf16 autocast on CUDA, channels_last, fused SGD" + (", compiled" if recipe.compile else ""),
+            },
+            "ratio": ratio,
+            "kornia_augment": kornia,
+            "flops_per_image": flops,
+            "achieved_flops_per_s": achieved,
+            "peak_flops": peak,
+            "mfu": mfu,
+            "warmup_steps": warmup,
+            "timed_steps": steps,
+        },
+        provenance=origin,
+    )
+    path = Path(record_dir or "runs") / f"bench-{recipe.name}-{tier}-{dev.type}.json"
+    write_record(path, record)
+    say(f"record: {path}")
+    return record
