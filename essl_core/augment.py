@@ -58,11 +58,21 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float().div_(255)
 
 
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def channel_constant(values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+    """`values` as a (1, C, 1, 1) tensor on `like`'s device and dtype, made once per device and dtype: creating
+    it from Python data every step would be a host-to-device copy, which waits for the GPU."""
+    key = (values, like.device, like.dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=like.dtype).view(1, -1, 1, 1).to(like.device)
+    return _CONSTANTS[key]
+
+
 def normalize_pixels(x: torch.Tensor) -> torch.Tensor:
     """Normalize on a float NCHW batch in [0, 1]."""
-    mean = torch.tensor(CIFAR_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return (x - channel_constant(CIFAR_MEAN, x)) / channel_constant(CIFAR_STD, x)
 
 
 def normalize_uint8(x: torch.Tensor) -> torch.Tensor:

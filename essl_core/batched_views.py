@@ -118,7 +118,7 @@ def shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     hue = torch.remainder(hue + (6 * shift).view(-1, 1, 1), 6).unsqueeze(1)
     # HSV -> RGB: channel n is v - v*s*clamp(min(k, 4 - k), 0, 1) with k = (n + hue) mod 6, n = 5, 3, 1,
     # and v*s is the chroma.
-    k = hue + torch.tensor([5.0, 3.0, 1.0], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    k = hue + torch.arange(5, 0, -2, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)  # n = 5, 3, 1
     k = torch.where(k >= 6, k - 6, k)
     ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
     return (value.unsqueeze(1) - chroma.unsqueeze(1) * ramp).clamp_(0, 1)

@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,22 @@ def time_training(trainer: Trainer, warmup: int, steps: int) -> dict:
     views = _throughput(lambda v: None, _batches(trainer.views), 1, steps, bs, dev)
     train["augment_images_per_s"] = views["images_per_s"]
     return train
+
+
+def host_syncs_per_step(trainer: Trainer, steps: int = 3) -> float | None:
+    """Host-device synchronisations per training step, counted by CUDA's sync debug mode (None on a CPU)."""
+    if trainer.device.type != "cuda":
+        return None
+    batches = _batches(trainer.views)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for views in itertools.islice(batches, steps):
+                trainer._train_step(views)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught) / steps
 
 
 def kornia_views_per_s(recipe: Recipe, images, device: torch.device, steps: int) -> dict | None:
@@ -169,6 +186,7 @@ def run_bench(
         )
         fast = Trainer(fast_recipe, Path(tmp), dev, data, tier, progress=False, fast=True)
         fst = time_training(fast, warmup, steps)
+        fst["host_syncs_per_step"] = host_syncs_per_step(fast)
         flops = flops_per_image(fast.model, next(fast.views.epoch(0)), fast.amp_dtype)
     ratio = fst["images_per_s"] / ref["images_per_s"]
     kornia = kornia_views_per_s(recipe, data.train_x, dev, steps)
@@ -179,6 +197,8 @@ def run_bench(
         f"{fst['images_per_s']:,.0f} source images/s"
     )
     say(f"ratio fast / reference: {ratio:.2f}x")
+    if fst["host_syncs_per_step"] is not None:
+        say(f"host synchronisations per fast step (CUDA sync debug mode): {fst['host_syncs_per_step']:g}")
     say(
         f"augmentation alone (all views of a step): reference {ref['augment_images_per_s']:,.0f} img/s "
         f"with {workers} worker(s), batched {fst['augment_images_per_s']:,.0f} img/s"

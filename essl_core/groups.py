@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .augment import channel_constant
+
 # ITU-R 601-2 luma, the weights PIL's convert("L") and torchvision's rgb_to_grayscale use.
 LUMA = (0.299, 0.587, 0.114)
 
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    w = channel_constant(LUMA, x)
     return (x * w).sum(1, keepdim=True).expand_as(x).contiguous()
 
 

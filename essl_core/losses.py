@@ -23,8 +23,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     logits = z @ z.T / temperature
     logits.fill_diagonal_(float("-inf"))
-    n = len(z1)
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    # Row i's positive is i + B for the first view and i - B for the second (made on the device).
+    targets = torch.arange(len(z), device=z.device).roll(len(z1))
     return F.cross_entropy(logits, targets)
 
 

@@ -126,3 +126,28 @@ def test_checkpoints_from_before_the_pipeline_option_resume_with_the_reference_p
     assert recipe_from_checkpoint(loaded).augment == "reference"
     with pytest.raises(EsslError, match="different recipe"):
         load_checkpoint(tmp_path / "checkpoint.pt", get_recipe("cifar10-esimclr", "smoke", SMALL))
+
+
+@pytest.mark.parametrize(
+    "name, loss", [("cifar10-esimclr", "cross_view"), ("cifar10-simclr", "ntxent"), ("cifar10-esimsiam", "cross_view")]
+)
+def test_a_training_step_makes_no_host_round_trip(small_cifar, tmp_path, monkeypatch, name, loss):
+    """On CUDA, turning Python data into a tensor, `.item()`, `.cpu()`, `.tolist()` or `.numpy()` waits for the
+    GPU. None may happen in a step of the batched path (views, forward, loss, backward, optimizer); checked here
+    on the CPU by making each of them fail. (A tensor made on the CPU and then moved is not caught here.)"""
+    recipe = get_recipe(name, "smoke", {**SMALL, "ssl_loss": loss})
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, "smoke", progress=False)
+    steps = trainer.views.epoch(0)
+    trainer._train_step(next(steps))  # the first step makes the per-device constants
+
+    def round_trip(*args, **kwargs):
+        raise AssertionError("a host round-trip inside the training step")
+
+    for owner, name_ in [(torch, "tensor"), (torch, "as_tensor")] + [
+        (torch.Tensor, n) for n in ("item", "cpu", "tolist", "numpy")
+    ]:
+        monkeypatch.setattr(owner, name_, round_trip)
+    for _ in range(2):
+        out = trainer._train_step(next(steps))
+    monkeypatch.undo()
+    assert torch.isfinite(out["loss"])
