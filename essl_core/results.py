@@ -17,6 +17,7 @@ from .io import write_json
 
 SCHEMA = "essl-result/1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CARRIED_COMMIT = REPO_ROOT / ".gpu" / "commit.json"  # written by `make gpu-carry`
 
 
 def git_commit() -> dict:
@@ -30,6 +31,8 @@ def git_commit() -> dict:
         return out.stdout.strip() if out.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
+    if commit is None and CARRIED_COMMIT.exists():  # a copy of the tree without .git (a lent GPU machine)
+        return {**json.loads(CARRIED_COMMIT.read_text()), "from": str(CARRIED_COMMIT.relative_to(REPO_ROOT))}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
