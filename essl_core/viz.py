@@ -20,16 +20,21 @@ def as_hwc(x: torch.Tensor) -> np.ndarray:
     return x.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def group_grid(images: np.ndarray, groups: Mapping[str, Group], n_images: int = 4) -> plt.Figure:
-    """Rows: groups; columns: each element applied to `n_images` real images (uint8 NHWC)."""
+def shown_elements(group: Group, max_elements: int = 6) -> range:
+    """The elements a figure or widget shows: all of them, or the first `max_elements` (the jigsaw has 24)."""
+    return range(min(group.size, max_elements))
+
+
+def group_grid(images: np.ndarray, groups: Mapping[str, Group], n_images: int = 4, max_elements: int = 6) -> plt.Figure:
+    """Rows: groups; columns: each element (up to `max_elements`) applied to `n_images` real images (uint8 NHWC)."""
     x = to_pixels(torch.from_numpy(images[:n_images]))
-    width = max(g.size for g in groups.values())
+    width = max(len(shown_elements(g, max_elements)) for g in groups.values())
     fig, axes = plt.subplots(len(groups), width, figsize=(1.9 * width, 1.7 * len(groups)), squeeze=False)
     for row, group in enumerate(groups.values()):
         for k in range(width):
             ax = axes[row, k]
             ax.axis("off")
-            if k < group.size:
+            if k in shown_elements(group, max_elements):
                 strip = torch.cat(list(group.apply(x, k)), dim=2)  # images side by side
                 ax.imshow(as_hwc(strip), interpolation="nearest")
                 ax.set_title(
@@ -122,8 +127,14 @@ def figure_png(fig: plt.Figure, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def explorer(images: np.ndarray, groups: Mapping[str, Group], encoders: Mapping[str, nn.Module], device: torch.device):
-    """Tabs (transformation) of tabs (element), each a pre-rendered panel.
+def explorer(
+    images: np.ndarray,
+    groups: Mapping[str, Group],
+    encoders: Mapping[str, nn.Module],
+    device: torch.device,
+    max_elements: int = 6,
+):
+    """Tabs (transformation) of tabs (element, up to `max_elements` per group), each a pre-rendered panel.
 
     Every choice is rendered up front, so the widget works without a kernel in the static HTML book (the saved
     widget state holds all panels) and just the same in Colab.
@@ -135,9 +146,9 @@ def explorer(images: np.ndarray, groups: Mapping[str, Group], encoders: Mapping[
         widgets.Tab(
             children=[
                 widgets.Image(value=figure_png(element_panel(images, g, k, encoders, device)), format="png")
-                for k in range(g.size)
+                for k in shown_elements(g, max_elements)
             ],
-            titles=list(g.element_names),
+            titles=[g.element_names[k] for k in shown_elements(g, max_elements)],
         )
         for g in groups.values()
     ]
