@@ -75,6 +75,11 @@ def normalize_pixels(x: torch.Tensor) -> torch.Tensor:
     return (x - channel_constant(CIFAR_MEAN, x)) / channel_constant(CIFAR_STD, x)
 
 
+def denormalize_pixels(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of `normalize_pixels`: back to pixel values in [0, 1]."""
+    return x * channel_constant(CIFAR_STD, x) + channel_constant(CIFAR_MEAN, x)
+
+
 def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
     """ToTensor + Normalize on a batch of uint8 NHWC images, exactly as the per-image test transform does."""
     return normalize_pixels(to_pixels(x))

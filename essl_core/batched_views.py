@@ -11,6 +11,7 @@ bilinear samples inside each output pixel (PIL's antialiasing filter is a triang
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,7 @@ import torch
 from torchvision.ops import roi_align
 
 from .augment import epoch_seed, normalize_pixels
+from .groups import Group
 
 # ITU-R 601-2 luma weights as torchvision's tensor `rgb_to_grayscale` uses them.
 LUMA = (0.2989, 0.587, 0.114)
@@ -38,6 +40,13 @@ class ViewParams:
     factors: torch.Tensor  # (n, 4) brightness, contrast, saturation factors and hue shift
     order: torch.Tensor  # (n, 4) a permutation of the four jitter operations per sample
     gray: torch.Tensor  # (n,) bool
+    element: torch.Tensor | None = None  # (n,) long: the invariance group's element per view, if there is one
+
+
+def crop_only(params: ViewParams) -> ViewParams:
+    """The same crops with no flip, colour jitter or grayscale (the transformation study's base augmentation)."""
+    off = torch.zeros_like(params.flip)
+    return dataclasses.replace(params, flip=off, jitter=off, gray=off)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
@@ -155,8 +164,11 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) ->
     return x
 
 
-def apply_view_params(pixels: torch.Tensor, params: ViewParams, size: int) -> torch.Tensor:
-    """Crop-resize, flip, jitter, grayscale and normalise float (n, 3, H, W) pixels in [0, 1]."""
+def apply_view_params(
+    pixels: torch.Tensor, params: ViewParams, size: int, invariance: Group | None = None
+) -> torch.Tensor:
+    """Crop-resize, flip, jitter, grayscale, the invariance group's element (if any) and normalise float
+    (n, 3, H, W) pixels in [0, 1]."""
     n = pixels.shape[0]
     rois = torch.cat([torch.arange(n, device=pixels.device, dtype=pixels.dtype).unsqueeze(1), params.boxes], 1)
     # sampling_ratio=-1: ceil(crop/size) bilinear samples per output pixel and axis are averaged, which
@@ -165,6 +177,8 @@ def apply_view_params(pixels: torch.Tensor, params: ViewParams, size: int) -> to
     x = torch.where(params.flip.view(-1, 1, 1, 1), x.flip(-1), x)
     x = torch.where(params.jitter.view(-1, 1, 1, 1), color_jitter(x, params.factors, params.order), x)
     x = torch.where(params.gray.view(-1, 1, 1, 1), grayscale(x).expand(-1, 3, -1, -1), x)
+    if invariance is not None:
+        x = invariance.apply_each(x, params.element)
     return normalize_pixels(x)
 
 
@@ -195,12 +209,15 @@ class BatchedViews:
         scale: tuple[float, float] = (0.2, 1.0),
         seed: int = 0,
         compile: bool = False,
+        base_augment: str = "full",
+        invariance: Group | None = None,
     ) -> None:
         # Parameters are drawn eagerly (generators do not compile); applying them is one fused graph.
         self.apply = torch.compile(apply_view_params, dynamic=False) if compile else apply_view_params
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
         self.view_sizes, self.batch_size, self.device = list(view_sizes), batch_size, device
         self.scale, self.seed = scale, seed
+        self.base_augment, self.invariance = base_augment, invariance
         self.steps_per_epoch = len(images) // batch_size
 
     def epoch(self, epoch: int) -> Iterator[list[torch.Tensor]]:
@@ -216,5 +233,10 @@ class BatchedViews:
         for size, copies in Counter(self.view_sizes).items():
             n, _, height, width = pixels.shape
             params = sample_view_params(n * copies, height, width, gen, self.scale)
-            by_size[size] = iter(self.apply(pixels.repeat(copies, 1, 1, 1), params, size).chunk(copies))
+            if self.base_augment == "crop":
+                params = crop_only(params)
+            if self.invariance is not None:
+                params.element = torch.randint(self.invariance.size, (n * copies,), generator=gen, device=gen.device)
+            views = self.apply(pixels.repeat(copies, 1, 1, 1), params, size, self.invariance)
+            by_size[size] = iter(views.chunk(copies))
         return [next(by_size[size]) for size in self.view_sizes]

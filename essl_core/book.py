@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint, recipe_from_checkpoint
 from .errors import EsslError
 from .methods import EsslModel
 from .recipes import TIERS, get_recipe
 from .results import device_name
-from .train import CHECKPOINT, pretrain, resolve_device
+from .train import load_trained_model, pretrain, resolve_device
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +57,4 @@ def pretrained(recipe_name: str, quiet: bool = True) -> tuple[EsslModel, dict]:
     recipe = get_recipe(recipe_name, t)
     run_dir = runs_dir() / (f"book-{recipe.name}-smoke" if t == "smoke" else f"{recipe.name}-{t}-s{recipe.seed}")
     record = pretrain(recipe, t, run_dir, restart=t == "smoke", progress=not quiet)
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
-    model = EsslModel(recipe_from_checkpoint(ckpt))
-    model.load_state_dict(ckpt["model"])
-    return model.to(resolve_device()).eval(), record
+    return load_trained_model(run_dir, resolve_device()), record

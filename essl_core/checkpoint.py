@@ -19,7 +19,14 @@ FORMAT = "essl-checkpoint/1"
 # Recipe fields that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every", "compile"}
 # Values of recipe fields added later, as the code behaved before they existed (for older checkpoints).
-FIELDS_ADDED_LATER = {"augment": "reference", "compile": False}
+FIELDS_ADDED_LATER = {
+    "augment": "reference",
+    "compile": False,
+    "base_augment": "full",
+    "invariance": None,
+    "equivariance": "rotation",
+    "equivariance_copies": 0,
+}
 
 
 def recipe_dict(recipe: Recipe) -> dict:

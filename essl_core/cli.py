@@ -1,4 +1,4 @@
-"""Command line: `python -m essl_core train|eval|bench ...`. User errors print one line and exit with status 2."""
+"""Command line: `python -m essl_core train|eval|bench|study ...`. User errors print one line and exit with status 2."""
 
 from __future__ import annotations
 
@@ -59,13 +59,34 @@ def _bench(args: argparse.Namespace) -> None:
     )
 
 
+def _study(args: argparse.Namespace) -> None:
+    from .study import run_study
+
+    records = run_study(
+        args.tier,
+        seeds=args.seeds,
+        data_root=args.data_root,
+        device=args.device,
+        record_dir=args.record_dir,
+        progress=not args.quiet,
+    )
+    for r in records:
+        s = r["study"]
+        name = s["variant"] + (f" {s['transformation']}" if s["transformation"] else "")
+        print(f"{name:>20} seed {s['seed']}: kNN {r['metrics']['knn_top1']:.2f}%")
+
+
 def _summary(record: dict, path: Path) -> None:
     m = record["metrics"]
     probe = m["linear_probe_top1"]
+    probe_text = (
+        f"linear probe {probe['mean']:.2f} ± {probe['std']:.2f}% over {len(probe['runs'])} runs"
+        if probe
+        else "no linear probe"
+    )
     print(
         f"{record['recipe']} ({record['tier']}, {record['dataset']['name']}, {record['provenance']['device_name']}): "
-        f"kNN {m['knn_top1']:.2f}%, linear probe {probe['mean']:.2f} ± {probe['std']:.2f}% "
-        f"over {len(probe['runs'])} runs; record: {path}"
+        f"kNN {m['knn_top1']:.2f}%, {probe_text}; record: {path}"
     )
 
 
@@ -102,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, help="untimed steps first (default: 2, or 10 at the full tier)")
     bench.add_argument("--record-dir", type=Path, help="where the bench record goes (default: runs/)")
     bench.set_defaults(func=_bench)
+
+    study = sub.add_parser("study", parents=[common], help="the transformation study: baseline, I-SSL and E-SSL")
+    study.add_argument("--tier", default=os.environ.get("ESSL_MODE", "smoke"), help=f"one of: {', '.join(TIERS)}")
+    study.add_argument("--seeds", type=int, nargs="+", help="default: 42 (smoke, cpu), 42 43 44 (full)")
+    study.add_argument("--record-dir", type=Path, help="also write each run's record here (e.g. book/results/study)")
+    study.set_defaults(func=_study)
     return parser
 
 

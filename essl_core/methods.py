@@ -1,4 +1,6 @@
-"""SimCLR and SimSiam as "views -> loss", with the E-SSL rotation-prediction term added on top (paper_spec §1)."""
+"""SimCLR and SimSiam as "views -> loss", with the E-SSL term added on top (paper_spec §1): predicting the
+four-fold rotation, or in the transformation study another group's element. Its outputs keep the names `rot`
+and `rot_acc` whatever the group, so records and curves read the same."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .groups import rotate4
+from .augment import denormalize_pixels, normalize_pixels
+from .groups import GROUPS
 from .losses import cross_view_infonce, nt_xent, simsiam_loss
 from .models import CifarResNet18, projector, rotation_head, simsiam_predictor
 from .recipes import Recipe
@@ -22,8 +25,11 @@ class EsslModel(nn.Module):
         dim = self.backbone.feature_dim
         self.projector = projector(dim, recipe.proj_hidden, recipe.proj_dim)
         self.predictor = simsiam_predictor(recipe.proj_dim, recipe.pred_hidden) if recipe.method == "simsiam" else None
+        self.group = GROUPS[recipe.equivariance]
         self.rotation_head = (
-            rotation_head(dim, recipe.rot_hidden, 4, second_relu=recipe.method == "simclr") if recipe.lmbd > 0 else None
+            rotation_head(dim, recipe.rot_hidden, self.group.size, second_relu=recipe.method == "simclr")
+            if recipe.lmbd > 0
+            else None
         )
 
     def main_parameters(self) -> list[nn.Parameter]:
@@ -41,9 +47,22 @@ class EsslModel(nn.Module):
         loss_fn = cross_view_infonce if r.ssl_loss == "cross_view" else nt_xent
         return loss_fn(z1.float(), z2.float(), r.temperature)
 
+    def transformed_batch(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The E-branch batch from the normalised view x3: every element of the group (block layout, as the
+        official rotations), or `equivariance_copies` random elements per image; and the labels."""
+        group, copies = self.group, self.recipe.equivariance_copies
+        x = denormalize_pixels(x3) if group.on_pixels else x3  # grayscale and inversion act on [0, 1] pixels
+        if copies == 0:
+            xr, yr = group.orbit(x)
+        else:
+            yr = torch.randint(group.size, (copies * len(x),), device=x.device)
+            xr = group.apply_each(x.repeat(copies, 1, 1, 1), yr)
+        return (normalize_pixels(xr) if group.on_pixels else xr), yr
+
     def rotation_loss(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cross-entropy of predicting which of the four rotations was applied, and its accuracy."""
-        xr, yr = rotate4(x3)
+        """Cross-entropy of predicting which transformation (by default, which of four rotations) was applied,
+        and its accuracy."""
+        xr, yr = self.transformed_batch(x3)
         logits = self.rotation_head(self.backbone(xr)).float()
         return F.cross_entropy(logits, yr), (logits.argmax(1) == yr).float().mean()
 

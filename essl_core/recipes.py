@@ -7,6 +7,7 @@ import typing
 from dataclasses import dataclass
 
 from .errors import EsslError
+from .groups import GROUPS
 
 TIERS = ("smoke", "cpu", "full")
 AUGMENTS = ("batched", "reference")
@@ -42,7 +43,7 @@ class Recipe:
     probe_epochs: int = 100
     probe_lr: float = 30.0
     probe_batch: int = 256
-    probe_runs: int = 5
+    probe_runs: int = 5  # 0: no linear probe (the transformation study reports kNN accuracy)
     checkpoint_every: int = 50
     workers: int = 16
     seed: int = 42
@@ -51,6 +52,13 @@ class Recipe:
     # "reference": the official per-image PIL transforms in DataLoader workers. Same distribution (tested).
     augment: str = "batched"
     compile: bool = False  # torch.compile the model and the batched augmentation (pays off on CUDA)
+    # The transformation study (paper_spec section 5.1): "crop" keeps only the random crop of the base
+    # augmentations; `invariance` adds a random element of a group to every view (I-SSL); `equivariance` is
+    # the group the E-branch predicts, from all its elements or `equivariance_copies` random ones per image.
+    base_augment: str = "full"
+    invariance: str | None = None
+    equivariance: str = "rotation"
+    equivariance_copies: int = 0  # 0: every element (the orbit)
 
     @property
     def effective_lr(self) -> float:
@@ -66,10 +74,20 @@ class Recipe:
             ),
             (self.amp in ("bf16", "fp16", "off"), f"amp must be bf16, fp16 or off, not {self.amp!r}"),
             (self.augment in AUGMENTS, f"augment must be {' or '.join(AUGMENTS)}, not {self.augment!r}"),
+            (self.base_augment in ("full", "crop"), f"base_augment must be full or crop, not {self.base_augment!r}"),
+            (
+                self.invariance in (None, *GROUPS) and self.equivariance in GROUPS,
+                f"invariance and equivariance must be one of {', '.join(GROUPS)}",
+            ),
+            (
+                self.augment == "batched" or (self.base_augment == "full" and self.invariance is None),
+                "base_augment and invariance need augment=batched",
+            ),
+            (self.equivariance_copies >= 0 and self.probe_runs >= 0, "counts must be >= 0"),
             (self.epochs >= 1 and self.batch_size >= 2, "epochs must be >= 1 and batch_size >= 2"),
             (self.lmbd >= 0 and self.lr > 0, "lmbd must be >= 0 and lr > 0"),
             (
-                min(self.checkpoint_every, self.knn_every, self.width, self.probe_runs) >= 1,
+                min(self.checkpoint_every, self.knn_every, self.width) >= 1,
                 "counts must be >= 1",
             ),
             (self.train_subset is None or self.train_subset >= self.batch_size, "train_subset < batch_size"),

@@ -21,6 +21,7 @@ from .checkpoint import load_checkpoint, recipe_dict, recipe_from_checkpoint, sa
 from .data import CifarData, load_cifar10
 from .errors import EsslError
 from .evaluate import knn_accuracy, linear_probe
+from .groups import GROUPS
 from .io import atomic_write
 from .methods import EsslModel
 from .recipes import Recipe
@@ -249,8 +250,10 @@ class Trainer:
                 self.save()
 
     def evaluate(self) -> dict:
-        """The repeated linear probe on the final backbone."""
+        """The repeated linear probe on the final backbone (none when `probe_runs` is 0)."""
         r = self.recipe
+        if r.probe_runs == 0:
+            return {"linear_probe_top1": None, "probe_time_s": 0.0}
         t0 = time.perf_counter()
         runs = []
         for i in range(r.probe_runs):
@@ -283,7 +286,15 @@ def make_views(recipe: Recipe, images: np.ndarray, view_sizes: list[int], device
     r = recipe
     if r.augment == "batched":
         return BatchedViews(
-            images, view_sizes, r.batch_size, device, scale=r.crop_scale, seed=r.seed, compile=r.compile
+            images,
+            view_sizes,
+            r.batch_size,
+            device,
+            scale=r.crop_scale,
+            seed=r.seed,
+            compile=r.compile,
+            base_augment=r.base_augment,
+            invariance=GROUPS[r.invariance] if r.invariance else None,
         )
     return ReferenceViews(images, view_sizes, r.batch_size, device, scale=r.crop_scale, workers=r.workers, seed=r.seed)
 
@@ -328,6 +339,14 @@ def pretrain(
     return record
 
 
+def load_trained_model(run_dir: str | Path, device: torch.device) -> EsslModel:
+    """The model saved in a run directory's checkpoint, in eval mode on `device`."""
+    ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    model = EsslModel(recipe_from_checkpoint(ckpt))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+
+
 def _completed_record(trainer: Trainer, recipe: Recipe) -> dict | None:
     """The record of a finished run of the same recipe in the run directory, if there is one."""
     done = trainer.run_dir / RESULT
@@ -369,7 +388,7 @@ def _record(kind: str, trainer: Trainer, knn_top1: float, start: float, origin: 
         recipe=recipe.name,
         tier=trainer.tier,
         config=recipe_dict(recipe),
-        seeds={"pretrain": recipe.seed, "probe": evaluation["linear_probe_top1"]["seeds"]},
+        seeds={"pretrain": recipe.seed, "probe": (evaluation["linear_probe_top1"] or {}).get("seeds", [])},
         dataset=dataset_info(trainer.data.meta),
         metrics={
             "knn_top1": knn_top1,
