@@ -46,6 +46,11 @@ def run_name(variant: str, transformation: str | None, seed: int) -> str:
     return f"{variant}-{transformation}-s{seed}" if transformation else f"{variant}-s{seed}"
 
 
+def study_run_dir(runs_root: str | Path, tier: str, variant: str, transformation: str | None, seed: int) -> Path:
+    """Where one run of the study keeps its checkpoint, log and record."""
+    return Path(runs_root) / f"study-{tier}" / run_name(variant, transformation, seed)
+
+
 def study_plan(seeds) -> list[tuple[str, str | None, int]]:
     """(variant, transformation, seed) of every run: the baseline, then I-SSL and E-SSL per transformation."""
     plan = []
@@ -101,7 +106,7 @@ def run_study(
     bar = tqdm(plan, desc=f"study ({tier})", disable=None if progress else True, file=sys.stderr)
     for variant, transformation, seed in bar:
         recipe = study_recipe(variant, transformation, tier, seed)
-        run_dir = Path(runs_root) / f"study-{tier}" / run_name(variant, transformation, seed)
+        run_dir = study_run_dir(runs_root, tier, variant, transformation, seed)
         bar.set_postfix_str(run_name(variant, transformation, seed))
         record = pretrain(recipe, tier, run_dir, data_root=data_root, device=device, progress=False)
         record["study"] = {"variant": variant, "transformation": transformation, "seed": seed}
@@ -118,3 +123,49 @@ def run_study(
 def study_records(directory: str | Path, tier: str) -> list[dict]:
     """The study's records of one tier in `directory`."""
     return [read_record(p) for p in sorted(Path(directory).glob(f"study-{tier}-*.json"))]
+
+
+def summarise(records: list[dict]) -> dict[tuple[str, str | None], dict]:
+    """kNN accuracy per (variant, transformation) over seeds: mean, std (over seeds; 0 for one), n, seeds."""
+    runs: dict[tuple[str, str | None], list[tuple[int, float]]] = {}
+    for r in records:
+        key = (r["study"]["variant"], r["study"]["transformation"])
+        runs.setdefault(key, []).append((r["study"]["seed"], r["metrics"]["knn_top1"]))
+    out = {}
+    for key, pairs in runs.items():
+        values = np.array([v for _, v in pairs])
+        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[key] = {"mean": float(values.mean()), "std": std, "n": len(values), "seeds": sorted(s for s, _ in pairs)}
+    return out
+
+
+def claim_rows(summary: dict, claims: dict[str, dict]) -> list[dict]:
+    """Per transformation and variant with a claim: the paper's direction against the measured difference from
+    the baseline. "within noise" when the difference is under twice its standard error over seeds; with one
+    seed there is no error bar, which the verdict says."""
+    base = summary[("baseline", None)]
+    rows = []
+    for key, claim in claims.items():
+        for variant, kind in (("I-SSL", "invariance"), ("E-SSL", "equivariance")):
+            if claim.get(kind) is None or (variant, key) not in summary:
+                continue
+            s = summary[(variant, key)]
+            diff = s["mean"] - base["mean"]
+            observed = "helps" if diff > 0 else "hurts"
+            if s["n"] < 2 or base["n"] < 2:
+                verdict = ("agrees" if observed == claim[kind] else "disagrees") + " (one seed, no error bar)"
+            elif abs(diff) < 2 * np.sqrt(s["std"] ** 2 / s["n"] + base["std"] ** 2 / base["n"]):
+                verdict = "within noise"
+            else:
+                verdict = "agrees" if observed == claim[kind] else "disagrees"
+            rows.append(
+                {
+                    "transformation": key,
+                    "as": kind,
+                    "paper": claim[kind],
+                    "kNN vs baseline (points)": f"{diff:+.2f}",
+                    "seeds": s["n"],
+                    "ours": verdict,
+                }
+            )
+    return rows

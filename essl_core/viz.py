@@ -70,18 +70,27 @@ def grouped_bars(
     ylabel: str,
     title: str = "",
     reference: Mapping[str, float] | None = None,
+    errors: Mapping[str, Mapping[str, float]] | None = None,
+    baseline: tuple[str, float, float] | None = None,
 ) -> plt.Figure:
-    """Bars of values[series][category]; optional per-category reference marks (e.g. chance level)."""
+    """Bars of values[series][category]; optional per-category reference marks (e.g. chance level), error bars
+    errors[series][category], and a baseline (label, value, spread) drawn as a line with a band."""
     series = list(values)
     cats = list(next(iter(values.values())))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(cats), 3.4))
     for i, name in enumerate(series):
         xs = np.arange(len(cats)) + (i - (len(series) - 1) / 2) * width
-        ax.bar(xs, [values[name][c] for c in cats], width, label=name)
+        yerr = [errors[name][c] for c in cats] if errors else None
+        ax.bar(xs, [values[name][c] for c in cats], width, label=name, yerr=yerr, capsize=3 if yerr else 0)
     if reference:
         for j, c in enumerate(cats):
             ax.hlines(reference[c], j - 0.45, j + 0.45, colors="k", linestyles="dashed", lw=1)
+    if baseline:
+        label, value, spread = baseline
+        ax.axhline(value, color="k", lw=1.2, label=label)
+        if spread:
+            ax.axhspan(value - spread, value + spread, color="k", alpha=0.1)
     ax.set_xticks(np.arange(len(cats)), cats)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -90,3 +90,24 @@ def test_study_runs_measures_and_reuses_its_runs(cifar_root, tmp_path, monkeypat
     monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("a finished run was trained again"))
     again = study.run_study("smoke", **kwargs)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in records]
+
+
+def _record(variant, transformation, seed, knn):
+    return {"study": {"variant": variant, "transformation": transformation, "seed": seed}, "metrics": {"knn_top1": knn}}
+
+
+def test_summary_and_claim_verdicts():
+    records = [_record("baseline", None, s, v) for s, v in ((1, 50.0), (2, 52.0))]
+    records += [_record("I-SSL", "rotation", s, v) for s, v in ((1, 40.0), (2, 42.0))]  # clearly worse
+    records += [_record("E-SSL", "rotation", s, v) for s, v in ((1, 50.5), (2, 52.5))]  # within noise
+    records += [_record("I-SSL", "hflip", 1, 55.0)]  # one seed only
+    summary = study.summarise(records)
+    assert summary[("baseline", None)] == {"mean": 51.0, "std": pytest.approx(2**0.5), "n": 2, "seeds": [1, 2]}
+    claims = {"rotation": {"invariance": "hurts", "equivariance": "helps"}, "hflip": {"invariance": "helps"}}
+    rows = {(r["transformation"], r["as"]): r for r in study.claim_rows(summary, claims)}
+    assert rows[("rotation", "invariance")]["ours"] == "agrees"
+    assert rows[("rotation", "invariance")]["kNN vs baseline (points)"] == "-10.00"
+    assert rows[("rotation", "equivariance")]["ours"] == "within noise"
+    assert rows[("hflip", "invariance")]["ours"] == "agrees (one seed, no error bar)"
+    claims["rotation"]["invariance"] = "helps"
+    assert study.claim_rows(summary, claims)[0]["ours"] == "disagrees"
