@@ -11,6 +11,7 @@ MIN_FIGURES = {
     "book/essl_method": 3,
     "book/cifar10_reproduction": 1,
     "book/benchmark": 3,
+    "book/transformation_study": 6,
 }
 # Tables chapters generate as Markdown outputs (rendered as HTML tables, not as raw pipes).
 MIN_TABLES = {
@@ -19,6 +20,7 @@ MIN_TABLES = {
     "book/essl_method": 0,
     "book/cifar10_reproduction": 2,
     "book/benchmark": 3,
+    "book/transformation_study": 1,
 }
 ERROR_MARKERS = (
     "Traceback (most recent call last)",
