@@ -152,7 +152,9 @@ def claim_rows(summary: dict, claims: dict[str, dict]) -> list[dict]:
             s = summary[(variant, key)]
             diff = s["mean"] - base["mean"]
             observed = "helps" if diff > 0 else "hurts"
-            if s["n"] < 2 or base["n"] < 2:
+            if diff == 0:
+                verdict = "no difference"
+            elif s["n"] < 2 or base["n"] < 2:
                 verdict = ("agrees" if observed == claim[kind] else "disagrees") + " (one seed, no error bar)"
             elif abs(diff) < 2 * np.sqrt(s["std"] ** 2 / s["n"] + base["std"] ** 2 / base["n"]):
                 verdict = "within noise"

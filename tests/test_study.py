@@ -101,13 +101,19 @@ def test_summary_and_claim_verdicts():
     records += [_record("I-SSL", "rotation", s, v) for s, v in ((1, 40.0), (2, 42.0))]  # clearly worse
     records += [_record("E-SSL", "rotation", s, v) for s, v in ((1, 50.5), (2, 52.5))]  # within noise
     records += [_record("I-SSL", "hflip", 1, 55.0)]  # one seed only
+    records += [_record("I-SSL", "grayscale", s, 51.0) for s in (1, 2)]  # the baseline's mean
     summary = study.summarise(records)
     assert summary[("baseline", None)] == {"mean": 51.0, "std": pytest.approx(2**0.5), "n": 2, "seeds": [1, 2]}
-    claims = {"rotation": {"invariance": "hurts", "equivariance": "helps"}, "hflip": {"invariance": "helps"}}
+    claims = {
+        "rotation": {"invariance": "hurts", "equivariance": "helps"},
+        "hflip": {"invariance": "helps"},
+        "grayscale": {"invariance": "helps", "equivariance": None},
+    }
     rows = {(r["transformation"], r["as"]): r for r in study.claim_rows(summary, claims)}
     assert rows[("rotation", "invariance")]["ours"] == "agrees"
     assert rows[("rotation", "invariance")]["kNN vs baseline (points)"] == "-10.00"
     assert rows[("rotation", "equivariance")]["ours"] == "within noise"
     assert rows[("hflip", "invariance")]["ours"] == "agrees (one seed, no error bar)"
+    assert rows[("grayscale", "invariance")]["ours"] == "no difference" and ("grayscale", "equivariance") not in rows
     claims["rotation"]["invariance"] = "helps"
     assert study.claim_rows(summary, claims)[0]["ours"] == "disagrees"
