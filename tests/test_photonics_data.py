@@ -1,0 +1,84 @@
+"""The photonic data script: official field names, determinism, resuming, importing, and the loader."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from data_scripts import photonics as script
+from essl_core.errors import EsslError
+from essl_core.photonics.dataset import eldiff_baseline, load_h5, relative_error
+
+OFFICIAL_FIELDS = ["unitcell/mpbepsimage", "unitcell/epsavg", "unitcell/epsin", "unitcell/epsout", "unitcell/filling"]
+LABELS = ["mpbcal/efreq", "mpbcal/grpvel", "mpbcal/bandgap", "mpbcal/DOS"]
+
+
+def _arrays(path) -> dict[str, np.ndarray]:
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def test_a_labelled_file_has_the_official_layout_and_loads(tmp_path):
+    out = script.generate("blob", 3, tmp_path / "blob.h5", seed=5, workers=1)
+    with h5py.File(out, "r") as f:
+        for field in OFFICIAL_FIELDS + LABELS:
+            assert sorted(f[field]) == ["0", "1", "2"], field
+        assert f["mpbcal/efreq/0"].shape == (625, 10)
+    data = load_h5(out)
+    assert data.x.shape == (3, 1, 32, 32) and data.dos.shape == (3, 400)
+    assert float(data.x.min()) >= 0 and float(data.x.max()) <= 1  # (eps - 1) / 19 with eps in [1, 20]
+    # Targets are DOS / sqrt(epsavg): near the empty lattice 2 pi w at long wavelengths (an effective medium;
+    # below point ~15 the smoothing's boundary and the cone at Gamma distort both ours and the paper's curves).
+    assert relative_error(data.dos, data.dos).abs().max() == 0
+    low = slice(20, 60)
+    assert torch.allclose(data.dos[:, low], eldiff_baseline()[low].expand(3, -1), rtol=0.05)
+    assert not (tmp_path / "blob.h5.parts").exists()
+
+
+def test_generation_is_deterministic_and_resumes_without_loss(tmp_path):
+    whole = script.generate("gpm", 10, tmp_path / "whole.h5", seed=3, workers=2, labelled=False)
+    # An interrupted run: the parts folder holds the first shard only; the rerun computes the rest.
+    parts = tmp_path / "resumed.h5.parts"
+    parts.mkdir()
+    (parts / "settings.json").write_text(json.dumps(script._settings("gpm", 10, 3, False)))
+    script._make_shard("gpm", 3, 0, script.SHARD, False, str(parts))
+    first = np.load(parts / "shard-0000000.npz")["0:unitcell/mpbepsimage"]
+    resumed = script.generate("gpm", 10, tmp_path / "resumed.h5", seed=3, workers=1, labelled=False)
+    a, b = _arrays(whole), _arrays(resumed)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert np.array_equal(first, b["unitcell/mpbepsimage/0"])
+    assert "mpbcal/DOS/0" not in a  # unlabelled: cells only
+    with pytest.raises(EsslError, match="unlabelled"):
+        load_h5(whole)
+    assert load_h5(whole, labelled=False).dos is None
+    # Shards made with other settings are refused, not mixed in.
+    other = tmp_path / "other.h5.parts"
+    other.mkdir()
+    (other / "settings.json").write_text('{"family": "blob"}')
+    with pytest.raises(EsslError, match="other settings"):
+        script.generate("gpm", 10, tmp_path / "other.h5", seed=3)
+
+
+def test_cli_imports_an_official_file_and_rejects_bad_input(tmp_path, capsys):
+    official = tmp_path / "sq-blob-test.h5"
+    with h5py.File(official, "w") as f:  # the official layout, indices from 1 as in the paper's files
+        for i in (1, 2):
+            f[f"unitcell/mpbepsimage/{i}"] = np.full((32, 32), 1.0 + 19 * i / 2)
+            f[f"unitcell/epsavg/{i}"] = 4.0
+            f[f"mpbcal/DOS/{i}"] = np.linspace(0, 8, 500)
+    assert script.main(["--source", str(official), "--out", str(tmp_path / "data" / "copy.h5")]) == 0
+    assert "imported 2 cells (with DOS)" in capsys.readouterr().out
+    data = load_h5(tmp_path / "data" / "copy.h5")
+    assert data.x[:, 0, 0, 0].tolist() == [0.5, 1.0]
+    assert torch.allclose(data.dos[1], torch.linspace(0, 8, 500)[:400] / 2)
+    (tmp_path / "bad.h5").write_bytes(b"not h5")
+    assert script.main(["--source", str(tmp_path / "bad.h5")]) == 2
+    assert "not a readable h5 file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--family", "gpm"])
