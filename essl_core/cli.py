@@ -1,4 +1,4 @@
-"""Command line: `python -m essl_core train|eval|bench|study ...`. User errors print one line and exit with status 2."""
+"""Command line: `python -m essl_core train|eval|bench|study|photonics ...`. User errors: one line, status 2."""
 
 from __future__ import annotations
 
@@ -76,6 +76,24 @@ def _study(args: argparse.Namespace) -> None:
         print(f"{name:>20} seed {s['seed']}: kNN {r['metrics']['knn_top1']:.2f}%")
 
 
+def _photonics(args: argparse.Namespace) -> None:
+    from .photonics.experiment import run_photonics
+
+    records = run_photonics(
+        args.tier,
+        tuple(args.datasets),
+        tuple(args.modes),
+        device=args.device,
+        data_dir=args.data_root,
+        record_dir=args.record_dir,
+        workers=args.workers,
+    )
+    for r in records:
+        c = r["config"]
+        cells = ", ".join(f"{n} labels {v['validation']['mean']:.4f}" for n, v in r["summary"].items())
+        print(f"{c['family']:>5} {c['label']:>24}: test error (validation-selected) {cells}")
+
+
 def _summary(record: dict, path: Path) -> None:
     m = record["metrics"]
     probe = m["linear_probe_top1"]
@@ -129,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--seeds", type=int, nargs="+", help="default: 42 (smoke, cpu), 42 43 44 (full)")
     study.add_argument("--record-dir", type=Path, help="also write each run's record here (e.g. book/results/study)")
     study.set_defaults(func=_study)
+
+    phc = sub.add_parser("photonics", parents=[common], help="the photonics experiment: data, pretraining, fine-tuning")
+    phc.add_argument("--tier", default=os.environ.get("ESSL_MODE", "smoke"), help="smoke, cpu or full")
+    phc.add_argument("--datasets", nargs="+", default=["blob", "gpm"], choices=["blob", "gpm"])
+    phc.add_argument("--modes", nargs="+", default=["none", "simclr", "simclr_trans", "simclr_ee"])
+    phc.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating data")
+    phc.add_argument("--record-dir", type=Path, help="also write each record here (e.g. book/results/photonics)")
+    phc.set_defaults(func=_photonics)
     return parser
 
 

@@ -124,6 +124,17 @@ def _blur(x: torch.Tensor, k: int) -> torch.Tensor:
 
 BLUR = Group("four-fold blur", ("sharp", *(f"blur {k}x{k}" for k in BLUR_KERNELS)), _blur)
 
+
+def _half_shift(x: torch.Tensor, k: int) -> torch.Tensor:
+    h, w = x.shape[-2] // 2, x.shape[-1] // 2
+    return x.roll(((0, 0), (0, w), (h, 0), (h, w))[k], dims=(2, 3))
+
+
+# Half-cell translations of a periodic unit cell (photonics, blob): what the paper's E-SimCLR predicts there.
+HALF_TRANSLATION = Group(
+    "half-cell translation", ("none", "half along W", "half along H", "half along both"), _half_shift
+)
+
 # The seven transformations of the paper's study, in its order (paper_spec section 5.1).
 GROUPS: dict[str, Group] = {
     "hflip": HFLIP,

@@ -1,0 +1,50 @@
+"""Symmetry augmentations of periodic unit cells, drawn per sample on the device (paper §3.5).
+
+A unit cell's DOS does not change under translations (periodic boundary conditions) or the square's point
+group, so these are label-preserving. Names follow the official flags.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import EsslError
+from ..groups import ROTATION
+
+AUGMENTATIONS = ("translate_half", "translate_any", "flip", "rotate")
+
+
+def periodic_shift_each(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Roll image i by shifts[i] = (rows, columns) with wrap-around: one gather per axis, no host sync."""
+    b, c, h, w = x.shape
+    rows = (torch.arange(h, device=x.device)[None] - shifts[:, :1]) % h
+    x = x.gather(2, rows[:, None, :, None].expand(b, c, h, w))
+    cols = (torch.arange(w, device=x.device)[None] - shifts[:, 1:]) % w
+    return x.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+
+
+def random_symmetry(x: torch.Tensor, augmentations: tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
+    """Each image gets its own random translation, flip and rotation, as named (applied in that order):
+
+    translate_half: a roll by 0 or half the cell along each axis (official `translate_pbc`);
+    translate_any: a roll by 0..R-1 pixels along each axis (`trans_cont`, which replaces translate_half);
+    flip: no flip, flip of axis 0 or flip of axis 1, 1/3 each; rotate: rot90 by k in 0..3.
+    """
+    unknown = set(augmentations) - set(AUGMENTATIONS)
+    if unknown:
+        raise EsslError(f"unknown augmentation(s) {sorted(unknown)}; choose from {AUGMENTATIONS}")
+    b, size = x.shape[0], x.shape[-1]
+
+    def draw(high: int, *shape: int) -> torch.Tensor:
+        return torch.randint(high, (b, *shape), generator=generator, device=generator.device).to(x.device)
+
+    if "translate_any" in augmentations:
+        x = periodic_shift_each(x, draw(size, 2))
+    elif "translate_half" in augmentations:
+        x = periodic_shift_each(x, draw(2, 2) * (size // 2))
+    if "flip" in augmentations:
+        k = draw(3).view(-1, 1, 1, 1)
+        x = torch.where(k == 1, x.flip(2), torch.where(k == 2, x.flip(3), x))
+    if "rotate" in augmentations:
+        x = ROTATION.apply_each(x, draw(4))
+    return x

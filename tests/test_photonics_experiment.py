@@ -1,0 +1,112 @@
+"""The photonics experiment's parts: symmetry augmentations, networks, schedule, resuming, model selection."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from essl_core.errors import EsslError
+from essl_core.groups import HALF_TRANSLATION
+from essl_core.photonics import experiment as exp
+from essl_core.photonics.models import DosNet, PhcEncoder, projector, transformation_classifier
+from essl_core.photonics.symmetry import periodic_shift_each, random_symmetry
+
+
+def _cells(n: int = 6, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def test_periodic_shift_each_rolls_each_cell_by_its_own_shift():
+    x = _cells()
+    shifts = torch.tensor([[0, 0], [16, 0], [0, 16], [16, 16], [3, 29], [31, 1]])
+    out = periodic_shift_each(x, shifts)
+    for i, (r, c) in enumerate(shifts.tolist()):
+        assert torch.equal(out[i], x[i].roll((r, c), dims=(1, 2)))
+
+
+@pytest.mark.parametrize(
+    ("augmentations", "candidates"),
+    [
+        (("translate_half",), [lambda c, r=r, s=s: c.roll((r, s), (1, 2)) for r in (0, 16) for s in (0, 16)]),
+        (("flip",), [lambda c: c, lambda c: c.flip(1), lambda c: c.flip(2)]),
+        (("rotate",), [lambda c, k=k: torch.rot90(c, k, (1, 2)) for k in range(4)]),
+    ],
+)
+def test_random_symmetry_draws_an_element_per_cell(augmentations, candidates):
+    x = _cells(64)
+    out = random_symmetry(x, augmentations, torch.Generator().manual_seed(1))
+    seen = set()
+    for i in range(len(x)):
+        matches = [j for j, f in enumerate(candidates) if torch.equal(out[i], f(x[i]))]
+        assert matches, "every output is one of the allowed transformations of its own input"
+        seen.add(matches[0])
+    assert seen == set(range(len(candidates)))  # and all of them occur over 64 cells
+    moved = random_symmetry(x, ("translate_any", "flip", "rotate"), torch.Generator().manual_seed(2))
+    assert torch.equal(moved.flatten(1).sort(1).values, x.flatten(1).sort(1).values)  # a permutation of pixels
+    with pytest.raises(EsslError, match="unknown augmentation"):
+        random_symmetry(x, ("scale",), torch.Generator())
+
+
+def test_half_translations_form_a_group():
+    x = _cells(2)
+    for a in range(4):
+        assert torch.equal(HALF_TRANSLATION.apply(HALF_TRANSLATION.apply(x, a), a), x)  # each is its own inverse
+    assert torch.equal(HALF_TRANSLATION.apply(HALF_TRANSLATION.apply(x, 1), 2), HALF_TRANSLATION.apply(x, 3))
+    copies, labels = HALF_TRANSLATION.orbit(x)
+    assert copies.shape == (8, 1, 32, 32) and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_networks_have_the_official_shapes():
+    encoder = PhcEncoder(1.0)
+    conv = sum(p.numel() for p in encoder.conv.parameters())
+    # Conv(1,64,7) + Conv(64,256,7) + Conv(256,256,7) with biases and BN (2 per channel).
+    assert conv == (49 * 64 + 64 + 128) + (64 * 49 * 256 + 256 + 512) + (256 * 49 * 256 + 256 + 512)
+    x = _cells(4)
+    assert encoder(x).shape == (4, 1024)
+    assert projector()(torch.randn(4, 1024)).shape == (4, 256)
+    assert transformation_classifier(4)(torch.randn(4, 1024)).shape == (4, 4)
+    assert DosNet(0.25)(x).shape == (4, 400)
+
+
+def test_cosine_schedule_spans_one_more_epoch_than_is_run():
+    assert exp.cosine_lr(0, 100, 1e-3) == 1e-3
+    assert exp.cosine_lr(50, 100, 1e-3) == pytest.approx(5e-4)
+    assert exp.cosine_lr(100, 100, 1e-3) == pytest.approx(0.0)
+
+
+def test_selection_on_validation_official_and_last():
+    curves = {
+        "1": {"val": [0.9, 0.5, 0.6], "test": [0.8, 0.45, 0.40]},
+        "2": {"val": [0.7, 0.55, 0.52], "test": [0.6, 0.30, 0.35]},
+    }
+    chosen = exp.select(curves)
+    assert chosen["validation"] == 0.45  # checkpoint 1, evaluation 1 has the lowest validation error
+    assert chosen["official"] == 0.30  # the lowest test error at an epoch start (the final evaluation excluded)
+    assert chosen["last"] == 0.35
+
+
+def test_pretraining_resumes_exactly(tmp_path, monkeypatch):
+    tier = dataclasses.replace(exp.TIERS["smoke"], pretrain_epochs=2, batch_ssl=16)
+    mode = exp.MODES["blob"]["simclr_ee"]
+    cells, cpu = _cells(32), torch.device("cpu")
+    whole = exp.pretrain(mode, tier, cells, tmp_path / "whole", cpu)
+    assert set(whole["encoders"]) == {"1", "2"} and whole["curve"][0]["equivariance"] is not None
+
+    real_write = exp.atomic_write
+
+    def write_then_stop(path, write):  # the process dies right after the first epoch's checkpoint
+        real_write(path, write)
+        raise KeyboardInterrupt
+
+    (tmp_path / "resumed").mkdir()
+    monkeypatch.setattr(exp, "atomic_write", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        exp.pretrain(mode, tier, cells, tmp_path / "resumed", cpu)
+    monkeypatch.setattr(exp, "atomic_write", real_write)
+    resumed = exp.pretrain(mode, tier, cells, tmp_path / "resumed", cpu)
+    assert resumed["curve"] == whole["curve"]
+    for epoch in ("1", "2"):
+        for key, value in whole["encoders"][epoch].items():
+            assert torch.equal(resumed["encoders"][epoch][key], value), key
