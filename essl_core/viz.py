@@ -65,6 +65,31 @@ def curves(records: Mapping[str, dict], keys: Sequence[str], ylabel: str | None 
     return fig
 
 
+def sweep_plot(
+    panels: Mapping[str, Mapping[str, Mapping[int, Mapping[str, float]]]],
+    labels: Mapping[str, str],
+    ylabel: str,
+    scale: float = 100.0,
+) -> plt.Figure:
+    """One panel per key (e.g. dataset), one line per series (e.g. method) of mean +- std against a count on a
+    log axis (e.g. labelled cells); values are multiplied by `scale` (100: fractions shown as percent)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (panel, series) in zip(axes[0], panels.items(), strict=True):
+        for name, points in series.items():
+            xs = sorted(points)
+            ys = [scale * points[x]["mean"] for x in xs]
+            errs = [scale * points[x]["std"] for x in xs]
+            ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=labels.get(name, name))
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled cells")
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def grouped_bars(
     values: Mapping[str, Mapping[str, float]],
     ylabel: str,

@@ -13,15 +13,8 @@ from essl_core.photonics import cells, dos, mpb, pwe
 from essl_core.photonics.dataset import band_gaps, label_fields
 
 
-def _path(points: int = 31) -> torch.Tensor:
-    """Gamma -> X -> M -> Gamma, where the square lattice's band extrema lie."""
-    t = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]
-    g, x, m = (torch.tensor(p, dtype=torch.float64) for p in ([0.0, 0.0], [0.5, 0.0], [0.5, 0.5]))
-    return torch.cat([g + t * (x - g), x + t * (m - x), m + t * (g - m)])
-
-
 def _first_gap(coeff: torch.Tensor, n_max: int) -> tuple[float, float]:
-    freqs = pwe.solve_tm(coeff, _path(), n_max, 2, velocities=False).freqs[0]
+    freqs = pwe.solve_tm(coeff, pwe.symmetry_path()[0], n_max, 2, velocities=False).freqs[0]
     return float(freqs[:, 0].max()), float(freqs[:, 1].min())
 
 

@@ -95,7 +95,7 @@ class PhotonicsTier:
 
 
 TIERS = {
-    "smoke": PhotonicsTier("smoke", 16, 16, 32, 512, (16, 32), (1,), 0.125, 2, 128, 3),
+    "smoke": PhotonicsTier("smoke", 8, 8, 16, 256, (8, 16), (1,), 0.125, 2, 64, 3),
     "cpu": PhotonicsTier("cpu", 500, 250, 1000, 4096, (100, 300, 1000), (1, 2), 0.25, 16, 256, 40),
     # The paper's sizes: 15,000 (blob) or 20,480 (gpm) unlabelled cells, 3,000 labels, 2,000 test cells, 200
     # pretraining and 100 fine-tuning epochs, 3 seeds; plus a validation split of 500 for honest selection.
@@ -355,3 +355,47 @@ def run_photonics(
                 write_record(Path(record_dir) / record_name(tier.name, family, mode), record)
             records.append(record)
     return records
+
+
+def photonics_records(directory: str | Path, tier: str) -> list[dict]:
+    """The experiment's committed records of one tier in `directory`."""
+    return [read_record(p) for p in sorted(Path(directory).glob(f"photonics-{tier}-*.json"))]
+
+
+def sweep(records: list[dict], protocol: str = "validation") -> dict[str, dict[str, dict[int, dict]]]:
+    """family -> mode -> label count -> {mean, std, n} of the test error under one selection protocol."""
+    out: dict[str, dict[str, dict[int, dict]]] = {}
+    for r in records:
+        c = r["config"]
+        out.setdefault(c["family"], {})[c["mode"]] = {int(n): v[protocol] for n, v in r["summary"].items()}
+    return out
+
+
+def claim_rows(records: list[dict], claim: dict, protocol: str = "validation") -> list[dict]:
+    """Per dataset, at the largest label count: the paper's direction and ours (mean test errors, with spread)."""
+    rows = []
+    pairs = {
+        "simclr_ee_vs_simclr": ("simclr_ee", "E-SimCLR vs SimCLR"),
+        "simclr_trans_vs_simclr": ("simclr_trans", "SimCLR + transformation vs SimCLR"),
+    }
+    for family, modes in sweep(records, protocol).items():
+        for key, (mode, text) in pairs.items():
+            if mode not in modes or "simclr" not in modes:
+                continue
+            count = max(set(modes[mode]) & set(modes["simclr"]))
+            ours, base = modes[mode][count], modes["simclr"][count]
+            diff = ours["mean"] - base["mean"]
+            spread = max(ours["std"], base["std"])
+            direction = "lower error" if diff < 0 else "higher error"
+            if ours["n"] < 2:
+                verdict = f"{'agrees' if direction == claim[key] else 'disagrees'} (one seed, no error bar)"
+            elif abs(diff) <= spread:
+                verdict = "within the spread over seeds"
+            else:
+                verdict = "agrees" if direction == claim[key] else "disagrees"
+            measured = f"{100 * ours['mean']:.2f}% vs {100 * base['mean']:.2f}% (±{100 * spread:.2f})"
+            rows.append(
+                {"dataset": family, "comparison": text, "labels": count, "paper": claim[key], "ours": measured}
+                | {"verdict": verdict}
+            )
+    return rows

@@ -44,6 +44,15 @@ def kgrid(n: int = 25) -> torch.Tensor:
     return torch.stack([kx.reshape(-1), ky.reshape(-1)], dim=1)
 
 
+def symmetry_path(points: int = 31) -> tuple[torch.Tensor, list[tuple[int, str]]]:
+    """k-points along Gamma -> X -> M -> Gamma (where the square lattice's band extrema usually lie) and the
+    index and name of each corner, for band diagrams."""
+    t = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]
+    g, x, m = (torch.tensor(p, dtype=torch.float64) for p in ([0.0, 0.0], [0.5, 0.0], [0.5, 0.5]))
+    path = torch.cat([g + t * (x - g), x + t * (m - x), m + t * (g - m)])
+    return path, [(0, "Γ"), (points, "X"), (2 * points, "M"), (3 * points - 1, "Γ")]
+
+
 def pixel_fourier(eps: torch.Tensor, n_max: int) -> torch.Tensor:
     """Exact Fourier coefficients of a pixelated cell for all differences of plane-wave orders.
 
@@ -134,7 +143,10 @@ def solve_tm(
     q = kq.norm(dim=-1)
     matrix = q[None, :, :, None] * eps_inv[:, None] * q[None, :, None, :]
     values, vectors = _lowest_eigenpairs(matrix, num_bands, velocities)
-    freqs = values.clamp_min(0).sqrt()
+    # Only the lowest band at Gamma has omega = 0; its eigenvalue comes out as round-off (~1e-16), whose square
+    # root (~1e-8) would differ between equivalent cells. Below omega^2 = 1e-10 (omega = 1e-5) it is exactly 0.
+    moving = values > 1e-10
+    freqs = torch.where(moving, values.clamp_min(0).sqrt(), torch.zeros_like(values))
     if vectors is None:
         return Bands(freqs, None)
     # d(omega^2)/d kappa_a = 2 Re((D_a y)^H eps^-1 Q y) with D_a = diag((kappa + m)_a / |kappa + m|), 0 where q = 0.
@@ -142,7 +154,7 @@ def solve_tm(
     projected = eps_inv[:, None] @ (q[None, :, :, None] * vectors)
     weights = (vectors.conj() * projected).real  # Re(conj(y_i) (eps^-1 Q y)_i); unit vectors are real
     slopes = 2 * torch.einsum("kpa,ckpb->ckba", unit, weights)
-    moving = freqs > 1e-12  # at Gamma the lowest band is a cone: no derivative, report 0
+    # At Gamma the lowest band is a cone: no derivative, report 0 (as MPB does).
     speed = slopes / (2 * torch.where(moving, freqs, torch.ones_like(freqs)))[..., None]
     return Bands(freqs, torch.where(moving[..., None], speed, torch.zeros_like(speed)))
 

@@ -12,6 +12,7 @@ MIN_FIGURES = {
     "book/cifar10_reproduction": 1,
     "book/benchmark": 3,
     "book/transformation_study": 5,
+    "book/photonics": 5,
 }
 # Tables chapters generate as Markdown outputs (rendered as HTML tables, not as raw pipes).
 MIN_TABLES = {
@@ -21,6 +22,7 @@ MIN_TABLES = {
     "book/cifar10_reproduction": 2,
     "book/benchmark": 3,
     "book/transformation_study": 1,
+    "book/photonics": 3,
 }
 ERROR_MARKERS = (
     "Traceback (most recent call last)",
