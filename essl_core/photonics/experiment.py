@@ -96,7 +96,7 @@ class PhotonicsTier:
 
 TIERS = {
     "smoke": PhotonicsTier("smoke", 8, 8, 16, 256, (8, 16), (1,), 0.125, 2, 64, 3),
-    "cpu": PhotonicsTier("cpu", 500, 250, 1000, 4096, (100, 300, 1000), (1, 2), 0.25, 16, 256, 40),
+    "cpu": PhotonicsTier("cpu", 500, 250, 1000, 4096, (100, 300, 1000), (1, 2), 0.25, 12, 256, 25),
     # The paper's sizes: 15,000 (blob) or 20,480 (gpm) unlabelled cells, 3,000 labels, 2,000 test cells, 200
     # pretraining and 100 fine-tuning epochs, 3 seeds; plus a validation split of 500 for honest selection.
     "full": PhotonicsTier("full", 2000, 500, 3000, 20480, (100, 300, 1000, 3000), (1, 2, 3), 1.0, 200, 256, 100),
