@@ -1,7 +1,8 @@
 """The one command to run when a GPU machine is lent: `make gpu-run` (`python -m essl_core.gpu_run`).
 
-It checks the GPU, prepares CIFAR-10 from the copy `make gpu-carry` put in `.gpu/`, runs the benchmark, then
-trains E-SimCLR and SimCLR at the full recipe for as many epochs as fit the time left before a deadline
+It checks the GPU, prepares CIFAR-10 from the copy `make gpu-carry` put in `.gpu/`, runs the benchmark, times the
+photonic band solver (cells/s), then trains E-SimCLR and SimCLR at the full recipe for as many epochs as fit the
+time left before a deadline
 (the epoch count is fixed before training starts, from the benchmark's fast-path throughput, so the lr
 schedule is the recipe's cosine over those epochs), with kNN curves and a short linear probe. Every record
 goes to `$OUT` (or `book/results/`) as soon as it exists, so a run cut short still returns what it finished.
@@ -23,6 +24,7 @@ import torch
 from .bench import run_bench
 from .data import cache_path
 from .errors import EsslError
+from .photonics.compare import run_compare
 from .recipes import get_recipe
 from .results import write_record
 from .train import pretrain
@@ -75,6 +77,10 @@ def gpu_run(
     bench = run_bench("cifar10-esimclr", tier, data_root=data_root, record_dir=out)
     written = [out / f"bench-cifar10-esimclr-{tier}-{bench['provenance']['device']}.json"]
     fast_images_per_s = bench["metrics"]["fast"]["images_per_s"]
+    # The photonic band solver's cells/s on this device (MPB is compared on the build machine, not here).
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    solver = run_compare(1 if tier == "smoke" else 3, device, frontend=None)
+    written.append(write_record(out / f"photonics-solver-{device.type}.json", solver))
     for i, name in enumerate(RECIPES):
         left = deadline_s - (time.perf_counter() - start)
         recipe = get_recipe(name, tier)

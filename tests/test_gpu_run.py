@@ -16,7 +16,7 @@ def test_gpu_run_smoke_writes_bench_and_both_training_records(cifar_root, tmp_pa
     monkeypatch.chdir(tmp_path)  # its run directories go under runs/ here
     written = gpu_run("smoke", tmp_path / "out", deadline_s=30, data_root=cifar_root)
     records = {p.name: read_record(p) for p in written}
-    assert sorted(r["kind"] for r in records.values()) == ["bench", "pretrain", "pretrain"]
+    assert sorted(r["kind"] for r in records.values()) == ["bench", "photonics-solver", "pretrain", "pretrain"]
     bench = next(r for r in records.values() if r["kind"] == "bench")
     assert bench["metrics"]["reference"]["images_per_s"] > 0 and bench["metrics"]["fast"]["images_per_s"] > 0
     for record in records.values():
@@ -25,4 +25,6 @@ def test_gpu_run_smoke_writes_bench_and_both_training_records(cifar_root, tmp_pa
             assert record["metrics"]["epochs_trained"] == epochs >= 1
             assert record["config"]["probe_runs"] == 1 and record["config"]["augment"] == "batched"
             assert len(record["curves"]["knn_top1"]) == epochs
-    assert {r["recipe"] for r in records.values()} == {"cifar10-esimclr", "cifar10-simclr"}
+    assert {r["recipe"] for r in records.values() if r["kind"] == "pretrain"} == {"cifar10-esimclr", "cifar10-simclr"}
+    solver = next(r for r in records.values() if r["kind"] == "photonics-solver")
+    assert solver["summary"]["ours_cells_per_s"] > 0 and solver["config"]["mpb"] is None
