@@ -20,6 +20,7 @@ PREDICTED_POINTS = 400
 GGR_BINS = 20_000
 SMOOTHING_BINS = 100.0
 MAX_FREQ_MARGIN = 1.05
+GGR_GROUPS = 32
 
 
 def _ramp_square(x: np.ndarray) -> np.ndarray:
@@ -39,19 +40,26 @@ def ggr_dos(freqs: np.ndarray, velocities: np.ndarray, dk: float, w_max: float, 
     a, b = half[:, 0], half[:, 1]
     weight = 1.0 / freqs.shape[0]
     first = np.floor((centre - a - b) / step + 0.5).astype(np.int64)  # bin j spans (j - 1/2, j + 1/2) * step
-    width = int(np.ceil(2 * (a + b).max() / step)) + 2
-    edges_index = first[:, None] + np.arange(width + 1)[None, :]
-    u = (edges_index - 0.5) * step - centre[:, None]  # edge positions relative to each centre
-    cdf = (
-        _ramp_square(u + (a + b)[:, None])
-        - _ramp_square(u + (a - b)[:, None])
-        - _ramp_square(u - (a - b)[:, None])
-        + _ramp_square(u - (a + b)[:, None])
-    ) * (weight / (4 * a * b))[:, None]
-    mass = np.diff(cdf, axis=1)
-    bins = edges_index[:, :-1]
-    keep = (bins >= 0) & (bins < n_points)
-    return np.bincount(bins[keep], weights=mass[keep], minlength=n_points) / step
+    need = np.ceil(2 * (a + b) / step).astype(np.int64) + 2  # bins each trapezoid can touch
+    density = np.zeros(n_points)
+    # Trapezoids differ in width: evaluate them in groups of similar width, each on a window just wide enough for
+    # its widest member (32 groups: 0.15 s instead of 0.41 s for one window for all, measured on a blob cell).
+    order = np.argsort(need)
+    for group in np.array_split(order, min(GGR_GROUPS, len(order))):
+        edges_index = first[group, None] + np.arange(need[group].max() + 1)[None, :]
+        u = (edges_index - 0.5) * step - centre[group, None]  # edge positions relative to each centre
+        ag, bg = a[group, None], b[group, None]
+        cdf = (
+            _ramp_square(u + ag + bg)
+            - _ramp_square(u + ag - bg)
+            - _ramp_square(u - ag + bg)
+            + _ramp_square(u - ag - bg)
+        ) * (weight / (4 * ag * bg))
+        mass = np.diff(cdf, axis=1)
+        bins = edges_index[:, :-1]
+        keep = (bins >= 0) & (bins < n_points)
+        density += np.bincount(bins[keep], weights=mass[keep], minlength=n_points)
+    return density / step
 
 
 def dos_curve(freqs: np.ndarray, velocities: np.ndarray, dk: float, eps_mean: float) -> np.ndarray:
