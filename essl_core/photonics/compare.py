@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import EsslError
 from ..results import make_record, provenance, write_record
 from .cells import FAMILIES
 from .dataset import K_GRID, N_MAX, label_fields
@@ -116,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-dir", type=Path)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    record = run_compare(args.cells, device, pick_frontend(args.mpb))
+    try:
+        record = run_compare(args.cells, device, pick_frontend(args.mpb))
+    except EsslError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.record_dir:
-        name = f"photonics-solver-{device.type}.json"
-        print(write_record(args.record_dir / name, record))
+        print(write_record(args.record_dir / f"photonics-solver-{device.type}.json", record))
     return 0
 
 
