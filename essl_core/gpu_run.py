@@ -78,9 +78,13 @@ def gpu_run(
     written = [out / f"bench-cifar10-esimclr-{tier}-{bench['provenance']['device']}.json"]
     fast_images_per_s = bench["metrics"]["fast"]["images_per_s"]
     # The photonic band solver's cells/s on this device (MPB is compared on the build machine, not here).
+    # Never run on CUDA before this script: a failure is reported and the training runs still happen.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    solver = run_compare(1 if tier == "smoke" else 3, device, frontend=None)
-    written.append(write_record(out / f"photonics-solver-{device.type}.json", solver))
+    try:
+        solver = run_compare(1 if tier == "smoke" else 3, device, frontend=None)
+        written.append(write_record(out / f"photonics-solver-{device.type}.json", solver))
+    except Exception as exc:
+        print(f"gpu-run: the photonic solver step failed on {device}: {exc!r}", flush=True)
     for i, name in enumerate(RECIPES):
         left = deadline_s - (time.perf_counter() - start)
         recipe = get_recipe(name, tier)
