@@ -81,6 +81,9 @@ def sweep_plot(
             errs = [scale * points[x]["std"] for x in xs]
             ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=labels.get(name, name))
         ax.set_xscale("log")
+        counts = sorted({x for points in series.values() for x in points})
+        ax.set_xticks(counts, [str(x) for x in counts])
+        ax.minorticks_off()
         ax.set_xlabel("labelled cells")
         ax.set_ylabel(ylabel)
         ax.set_title(panel)
