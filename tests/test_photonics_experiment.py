@@ -110,3 +110,32 @@ def test_pretraining_resumes_exactly(tmp_path, monkeypatch):
     for epoch in ("1", "2"):
         for key, value in whole["encoders"][epoch].items():
             assert torch.equal(resumed["encoders"][epoch][key], value), key
+
+
+def _record(family: str, mode: str, means: dict[int, float], std: float, n: int) -> dict:
+    summary = {
+        str(c): {p: {"mean": m, "std": std, "n": n} for p in ("validation", "official", "last")}
+        for c, m in means.items()
+    }
+    return {"config": {"family": family, "mode": mode}, "summary": summary}
+
+
+def test_sweep_and_claim_rows_compare_with_the_papers_direction():
+    claim = {"simclr_ee_vs_simclr": "lower error", "simclr_trans_vs_simclr": "higher error"}
+    records = [
+        _record("gpm", "simclr", {100: 0.10, 300: 0.08}, 0.002, 2),
+        _record("gpm", "simclr_ee", {100: 0.09, 300: 0.07}, 0.002, 2),  # lower by 0.01: agrees
+        _record("gpm", "simclr_trans", {100: 0.10, 300: 0.079}, 0.002, 2),  # lower by 0.001 < spread
+        _record("blob", "simclr", {300: 0.05}, 0.0, 1),
+        _record("blob", "simclr_ee", {300: 0.06}, 0.0, 1),  # one seed, wrong direction
+    ]
+    assert exp.sweep(records)["gpm"]["simclr_ee"] == {
+        100: records[1]["summary"]["100"]["validation"],
+        300: records[1]["summary"]["300"]["validation"],
+    }
+    rows = {(r["dataset"], r["comparison"]): r for r in exp.claim_rows(records, claim)}
+    assert rows[("gpm", "E-SimCLR vs SimCLR")]["verdict"] == "agrees"
+    assert rows[("gpm", "E-SimCLR vs SimCLR")]["labels"] == 300  # the largest label count
+    assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within the spread over seeds"
+    assert rows[("blob", "E-SimCLR vs SimCLR")]["verdict"] == "disagrees (one seed, no error bar)"
+    assert ("blob", "SimCLR + transformation vs SimCLR") not in rows
