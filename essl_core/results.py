@@ -112,6 +112,8 @@ def load_records(directory: str | os.PathLike, kind: str | None = None) -> dict[
 
 def describe(record: dict) -> str:
     """One line naming where a result comes from: tier, hardware, dataset copy, commit."""
-    prov, data = record["provenance"], record["dataset"]
+    prov = record["provenance"]
     commit = (prov["git"]["commit"] or "unknown")[:8] + ("+dirty" if prov["git"]["dirty"] else "")
-    return f"{record['tier']} tier, {prov['device_name']}, {data['name']}, torch {prov['torch']}, commit {commit}"
+    parts = [f"{record['tier']} tier"] if "tier" in record else []  # e.g. the solver comparison has no tier
+    parts += [prov["device_name"]] + ([record["dataset"]["name"]] if "dataset" in record else [])
+    return ", ".join([*parts, f"torch {prov['torch']}", f"commit {commit}"])

@@ -46,6 +46,8 @@ def test_records_round_trip_and_describe(tmp_path):
     (tmp_path / "other.json").unlink()
     assert list(load_records(tmp_path, kind="pretrain")) == ["r"] and load_records(tmp_path, kind="eval") == {}
     assert describe(rec) == "cpu tier, CPU: x, CIFAR-10 (JPEG q75 copy), torch 2.14.1, commit aaaaaaaa"
+    untiered = make_record("photonics-solver", provenance=rec["provenance"])  # no tier, no dataset
+    assert describe(untiered) == "CPU: x, torch 2.14.1, commit aaaaaaaa"
 
 
 def test_committed_records_are_valid():
