@@ -280,9 +280,7 @@ def run_mode(
     splits = split_labelled(labelled, tier)
     pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
     if mode.pretrain:
-        unlabelled = load_h5(files[1], labelled=False).x[
-            : tier.unlabelled if family == "gpm" or tier.name != "full" else 15000
-        ]
+        unlabelled = load_h5(files[1], labelled=False).x[: unlabelled_count(family, tier)]
         pre = pretrain(mode, tier, unlabelled, run_dir, device)
     results: dict[str, dict] = {}
     jobs = [(n, s) for n in tier.label_counts for s in tier.seeds]

@@ -4,7 +4,7 @@ Units: lattice constant a = 1, wave vectors kappa in reciprocal-lattice units (k
 normalised as omega a / (2 pi c). For TM (E along z) the wave equation |k+G|^2 E_G = (omega/c)^2 sum eps(G-G') E_G'
 becomes, with Q = diag|kappa + m| and the Toeplitz matrix of eps's Fourier coefficients, the Hermitian problem
 Q eps^-1 Q y = omega_n^2 y (Ho, Chan and Soukoulis 1990). Group velocities follow from Hellmann-Feynman:
-d(omega_n^2)/d kappa = 2 Re(y^H D Q^-1 ... ) written below without dividing by |kappa + m|.
+d(omega_n^2)/d kappa_a = 2 Re(y^H D_a eps^-1 Q y) with D_a = diag((kappa + m)_a / |kappa + m|) (see solve_tm).
 """
 
 from __future__ import annotations
