@@ -14,7 +14,7 @@ from essl_core.errors import EsslError
 from essl_core.photonics.dataset import eldiff_baseline, load_h5, relative_error
 
 OFFICIAL_FIELDS = ["unitcell/mpbepsimage", "unitcell/epsavg", "unitcell/epsin", "unitcell/epsout", "unitcell/filling"]
-LABELS = ["mpbcal/efreq", "mpbcal/grpvel", "mpbcal/bandgap", "mpbcal/DOS"]
+LABELS = ["mpbcal/efreq", "mpbcal/grpvel", "mpbcal/bandgap", "mpbcal/DOS", "mpbcal/emptylattice", "mpbcal/eldiff"]
 
 
 def _arrays(path) -> dict[str, np.ndarray]:
@@ -29,7 +29,11 @@ def test_a_labelled_file_has_the_official_layout_and_loads(tmp_path):
     with h5py.File(out, "r") as f:
         for field in OFFICIAL_FIELDS + LABELS:
             assert sorted(f[field]) == ["0", "1", "2"], field
-        assert f["mpbcal/efreq/0"].shape == (625, 10)
+        assert f["mpbcal/efreq/0"].shape == f["mpbcal/emptylattice/0"].shape == (625, 10)
+        # The band-structure target: the bands minus a homogeneous medium's; small at long wavelengths only.
+        efreq, eldiff = f["mpbcal/efreq/0"][()], f["mpbcal/eldiff/0"][()]
+        assert np.allclose(efreq - f["mpbcal/emptylattice/0"][()], eldiff)
+        assert np.abs(eldiff[:, 0]).max() < 0.1 * efreq[:, 0].max() < np.abs(eldiff).max()
     data = load_h5(out)
     assert data.x.shape == (3, 1, 32, 32) and data.dos.shape == (3, 400)
     assert float(data.x.min()) >= 0 and float(data.x.max()) <= 1  # (eps - 1) / 19 with eps in [1, 20]

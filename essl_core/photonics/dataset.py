@@ -16,13 +16,12 @@ import torch
 from ..errors import EsslError
 from .cells import UnitCell
 from .dos import PREDICTED_POINTS, dos_curve, empty_lattice
-from .pwe import bands_on_grid, cell_symmetries, pixel_fourier
+from .pwe import bands_on_grid, cell_symmetries, empty_lattice_bands, pixel_fourier
 
 K_GRID = 25
 NUM_BANDS = 10
 N_MAX = 5  # 121 plane waves: median 0.03% from MPB at resolution 32 (tests/test_photonics_solver.py)
 UNITCELL_FIELDS = ("mpbepsimage", "inputepsimage", "epsin", "epsout", "epsavg", "filling", "uclevel", "uccoefs")
-LABEL_FIELDS = ("efreq", "grpvel", "bandgap", "DOS")
 
 
 def band_gaps(freqs: np.ndarray) -> np.ndarray:
@@ -49,7 +48,17 @@ def label_fields(eps: np.ndarray, device: str | torch.device = "cpu") -> dict[st
     velocities = bands.velocities[0].cpu().numpy()
     dos = dos_curve(freqs, velocities, 1.0 / K_GRID, float(eps.mean()))
     grpvel = np.concatenate([velocities, np.zeros((*velocities.shape[:2], 1))], axis=-1)  # MPB's 3-vectors
-    return {"mpbcal/efreq": freqs, "mpbcal/grpvel": grpvel, "mpbcal/bandgap": band_gaps(freqs), "mpbcal/DOS": dos}
+    # SIB-CL's band-structure targets (read by its loaders, written by a step that is not public): our choice of
+    # reference is the homogeneous medium with the image's mean permittivity, the same mean the DOS uses.
+    empty = empty_lattice_bands(K_GRID, N_MAX, NUM_BANDS, float(eps.mean())).numpy()
+    return {
+        "mpbcal/efreq": freqs,
+        "mpbcal/grpvel": grpvel,
+        "mpbcal/bandgap": band_gaps(freqs),
+        "mpbcal/DOS": dos,
+        "mpbcal/emptylattice": empty,
+        "mpbcal/eldiff": freqs - empty,
+    }
 
 
 @dataclass

@@ -44,6 +44,13 @@ def kgrid(n: int = 25) -> torch.Tensor:
     return torch.stack([kx.reshape(-1), ky.reshape(-1)], dim=1)
 
 
+def empty_lattice_bands(n: int, n_max: int, bands: int, eps: float) -> torch.Tensor:
+    """The exact bands of a homogeneous medium on the n x n grid (the "empty lattice"): the lowest |kappa + m| /
+    sqrt(eps) over the plane waves, shape (n * n, bands)."""
+    folded = (kgrid(n)[:, None] + plane_wave_orders(n_max).double()[None]).norm(dim=-1)
+    return folded.sort(dim=1).values[:, :bands] / math.sqrt(eps)
+
+
 def symmetry_path(points: int = 31) -> tuple[torch.Tensor, list[tuple[int, str]]]:
     """k-points along Gamma -> X -> M -> Gamma (where the square lattice's band extrema usually lie) and the
     index and name of each corner, for band diagrams."""
