@@ -73,6 +73,18 @@ def test_group_velocities_are_the_derivatives_of_the_bands():
         assert torch.allclose(v[..., axis], (up - down) / (2 * h), atol=1e-6)
 
 
+def test_the_accelerator_eigensolver_path_matches_lapack(monkeypatch):
+    # CUDA runs torch's batched eigh instead of LAPACK's subset driver; on the CPU both must give the same bands.
+    coeff = pwe.pixel_fourier(torch.stack([_random_cell(3), _random_cell(4)]), 4)
+    k = torch.tensor([[0.13, -0.21], [0.31, 0.07], [0.0, 0.0]], dtype=torch.float64)
+    lapack = pwe.solve_tm(coeff, k, 4, 8)
+    monkeypatch.setattr(pwe, "_lowest_eigenpairs", pwe._lowest_eigenpairs_batched)
+    batched = pwe.solve_tm(coeff, k, 4, 8)
+    assert lapack.freqs.shape == batched.freqs.shape == (2, 3, 8)
+    assert torch.allclose(lapack.freqs, batched.freqs, atol=1e-10)
+    assert torch.allclose(lapack.velocities, batched.velocities, atol=1e-8)
+
+
 @pytest.mark.parametrize("symmetric", [False, True])
 def test_symmetry_reduced_grid_equals_solving_every_point(symmetric):
     image = _random_cell(2)
