@@ -136,6 +136,6 @@ def test_sweep_and_claim_rows_compare_with_the_papers_direction():
     rows = {(r["dataset"], r["comparison"]): r for r in exp.claim_rows(records, claim)}
     assert rows[("gpm", "E-SimCLR vs SimCLR")]["verdict"] == "agrees"
     assert rows[("gpm", "E-SimCLR vs SimCLR")]["labels"] == 300  # the largest label count
-    assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within the spread over seeds"
+    assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within the spread over fine-tuning seeds"
     assert rows[("blob", "E-SimCLR vs SimCLR")]["verdict"] == "disagrees (one seed, no error bar)"
     assert ("blob", "SimCLR + transformation vs SimCLR") not in rows

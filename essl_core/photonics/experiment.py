@@ -388,7 +388,7 @@ def claim_rows(records: list[dict], claim: dict, protocol: str = "validation") -
             if ours["n"] < 2:
                 verdict = f"{'agrees' if direction == claim[key] else 'disagrees'} (one seed, no error bar)"
             elif abs(diff) <= spread:
-                verdict = "within the spread over seeds"
+                verdict = "within the spread over fine-tuning seeds"
             else:
                 verdict = "agrees" if direction == claim[key] else "disagrees"
             measured = f"{100 * ours['mean']:.2f}% vs {100 * base['mean']:.2f}% (±{100 * spread:.2f})"
