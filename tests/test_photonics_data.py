@@ -30,9 +30,11 @@ def test_a_labelled_file_has_the_official_layout_and_loads(tmp_path):
         for field in OFFICIAL_FIELDS + LABELS:
             assert sorted(f[field]) == ["0", "1", "2"], field
         assert f["mpbcal/efreq/0"].shape == f["mpbcal/emptylattice/0"].shape == (625, 10)
+        assert f["mpbcal/DOS/0"].dtype == f["unitcell/mpbepsimage/0"].dtype == np.float32  # the official dtypes
+        assert f["unitcell/uccoefs/0"].dtype.kind == "c"
         # The band-structure target: the bands minus a homogeneous medium's; small at long wavelengths only.
         efreq, eldiff = f["mpbcal/efreq/0"][()], f["mpbcal/eldiff/0"][()]
-        assert np.allclose(efreq - f["mpbcal/emptylattice/0"][()], eldiff)
+        assert np.allclose(efreq - f["mpbcal/emptylattice/0"][()], eldiff, atol=1e-6)
         assert np.abs(eldiff[:, 0]).max() < 0.1 * efreq[:, 0].max() < np.abs(eldiff).max()
     data = load_h5(out)
     assert data.x.shape == (3, 1, 32, 32) and data.dos.shape == (3, 400)
@@ -56,7 +58,7 @@ def test_generation_is_deterministic_and_resumes_without_loss(tmp_path):
     resumed = script.generate("gpm", 10, tmp_path / "resumed.h5", seed=3, workers=1, labelled=False)
     a, b = _arrays(whole), _arrays(resumed)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-    assert np.array_equal(first, b["unitcell/mpbepsimage/0"])
+    assert np.array_equal(first.astype(np.float32), b["unitcell/mpbepsimage/0"])
     assert "mpbcal/DOS/0" not in a  # unlabelled: cells only
     with pytest.raises(EsslError, match="unlabelled"):
         load_h5(whole)
