@@ -46,11 +46,12 @@ def label_fields(eps: np.ndarray, device: str | torch.device = "cpu") -> dict[st
     )
     freqs = bands.freqs[0].cpu().numpy()
     velocities = bands.velocities[0].cpu().numpy()
-    dos = dos_curve(freqs, velocities, 1.0 / K_GRID, float(eps.mean()))
+    eps_mean = float(eps.mean())  # MPB's mean permittivity: the DOS rescaling and the empty lattice both use it
+    dos = dos_curve(freqs, velocities, 1.0 / K_GRID, eps_mean)
     grpvel = np.concatenate([velocities, np.zeros((*velocities.shape[:2], 1))], axis=-1)  # MPB's 3-vectors
     # SIB-CL's band-structure targets (read by its loaders, written by a step that is not public): our choice of
-    # reference is the homogeneous medium with the image's mean permittivity, the same mean the DOS uses.
-    empty = empty_lattice_bands(K_GRID, N_MAX, NUM_BANDS, float(eps.mean())).numpy()
+    # reference is the homogeneous medium with the image's mean permittivity.
+    empty = empty_lattice_bands(K_GRID, N_MAX, NUM_BANDS, eps_mean).numpy()
     return {
         "mpbcal/efreq": freqs,
         "mpbcal/grpvel": grpvel,
