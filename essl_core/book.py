@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .errors import EsslError
-from .methods import EsslModel
+from .methods import Method
 from .recipes import TIERS, get_recipe
 from .results import device_name
 from .train import load_trained_model, pretrain, resolve_device
@@ -47,7 +47,7 @@ def banner() -> str:
     return "\n".join(lines)
 
 
-def pretrained(recipe_name: str, quiet: bool = True) -> tuple[EsslModel, dict]:
+def pretrained(recipe_name: str, quiet: bool = True) -> tuple[Method, dict]:
     """The model of `recipe_name` trained at the current tier, and its result record.
 
     At the smoke tier it is trained afresh (seconds). At the cpu and full tiers an existing run in

@@ -15,18 +15,10 @@ from .errors import EsslError
 from .io import atomic_write
 from .recipes import Recipe
 
-FORMAT = "essl-checkpoint/1"
+# Format 2: one optimizer with parameter groups, the E-branch's head under `equivariance.head`.
+FORMAT = "essl-checkpoint/2"
 # Recipe fields that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every", "compile"}
-# Values of recipe fields added later, as the code behaved before they existed (for older checkpoints).
-FIELDS_ADDED_LATER = {
-    "augment": "reference",
-    "compile": False,
-    "base_augment": "full",
-    "invariance": None,
-    "equivariance": "rotation",
-    "equivariance_copies": 0,
-}
 
 
 def recipe_dict(recipe: Recipe) -> dict:
@@ -70,9 +62,10 @@ def load_checkpoint(path: str | os.PathLike, recipe: Recipe | None = None) -> di
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EsslError(f"{path} is not a readable checkpoint ({first_line})") from None
+    if isinstance(payload, dict) and payload.get("format") == "essl-checkpoint/1":
+        raise EsslError(f"{path} was written by an older essl_core (checkpoint format 1); train again with --restart")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise EsslError(f"{path} is not an essl_core checkpoint")
-    payload["recipe"] = {**FIELDS_ADDED_LATER, **payload["recipe"]}
     if recipe is not None:
         saved, wanted = payload["recipe"], recipe_dict(recipe)
         diff = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])

@@ -36,3 +36,18 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """The symmetrised SimSiam loss 1/2 D(p1, sg z2) + 1/2 D(p2, sg z1)."""
     return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
+
+
+def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float = 0.0051) -> torch.Tensor:
+    """Barlow Twins: c = standardised(z1)^T standardised(z2) / B (each feature standardised over the batch, as
+    the official code's BatchNorm without affine parameters does in training), then
+    sum_i (1 - c_ii)^2 + off_diagonal_weight * sum_{i != j} c_ij^2."""
+
+    def standardise(z: torch.Tensor) -> torch.Tensor:
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+    c = standardise(z1).T @ standardise(z2) / len(z1)
+    diagonal = torch.diagonal(c)
+    on = (1 - diagonal).pow(2).sum()
+    off = c.pow(2).sum() - diagonal.pow(2).sum()
+    return on + off_diagonal_weight * off

@@ -69,6 +69,20 @@ def projector(in_dim: int, hidden: int = 2048, out_dim: int = 2048) -> nn.Sequen
     )
 
 
+def barlow_twins_projector(in_dim: int, hidden: int = 2048, out_dim: int = 2048) -> nn.Sequential:
+    """The Barlow Twins projector: two Linear(no bias)-BN-ReLU layers and a last Linear without bias; the loss
+    standardises its output."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, out_dim, bias=False),
+    )
+
+
 def simsiam_predictor(dim: int = 2048, hidden: int = 512) -> nn.Sequential:
     """The SimSiam predictor: Linear(no bias)-BN-ReLU-Linear(with bias)."""
     return nn.Sequential(

@@ -23,7 +23,7 @@ from .errors import EsslError
 from .evaluate import knn_accuracy, linear_probe
 from .groups import GROUPS
 from .io import atomic_write
-from .methods import EsslModel
+from .methods import Method, build_model
 from .recipes import Recipe
 from .results import dataset_info, make_record, peak_memory, provenance, read_record, write_record
 
@@ -77,7 +77,7 @@ class Trainer:
     def __post_init__(self) -> None:
         r, dev = self.recipe, self.device
         seed_everything(r.seed)
-        self.model = EsslModel(r).to(dev)
+        self.model = build_model(r).to(dev)
         cuda_fast = dev.type == "cuda" and self.fast
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cuda_fast, not cuda_fast
@@ -86,11 +86,13 @@ class Trainer:
         # The step calls `forward`; `model` keeps the parameters and state dicts.
         self.forward = torch.compile(self.model) if r.compile else self.model
         self.channels_last = cuda_fast
-        sgd = dict(lr=r.effective_lr, momentum=r.momentum, weight_decay=r.weight_decay, fused=cuda_fast or None)
-        self.optimizer = torch.optim.SGD(self.model.main_parameters(), **sgd)
-        # SimSiam's predictor: its own optimizer at a constant lr (the schedule never touches it).
-        self.pred_optimizer = (
-            torch.optim.SGD(self.model.predictor.parameters(), **sgd) if self.model.predictor is not None else None
+        # One optimizer; the schedule moves the groups marked `scheduled` (SimSiam's predictor is not).
+        self.optimizer = torch.optim.SGD(
+            self.model.param_groups(),
+            lr=r.effective_lr,
+            momentum=r.momentum,
+            weight_decay=r.weight_decay,
+            fused=cuda_fast or None,
         )
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(r.amp) if dev.type == "cuda" else None
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -113,7 +115,6 @@ class Trainer:
             step=self.step,
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
-            pred_optimizer=self.pred_optimizer.state_dict() if self.pred_optimizer else None,
             scaler=self.scaler.state_dict() if self.scaler else None,
             history=self.history,
             wall_time_s=self.wall_time,
@@ -141,8 +142,6 @@ class Trainer:
         """Model, optimizers, scaler, counters and history from a loaded checkpoint."""
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        if self.pred_optimizer:
-            self.pred_optimizer.load_state_dict(ckpt["pred_optimizer"])
         if self.scaler and ckpt["scaler"]:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
@@ -157,26 +156,24 @@ class Trainer:
     def _train_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         lr = lr_at(self.step, self.total_steps, self.warmup_steps, self.recipe.effective_lr)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            if group["scheduled"]:
+                group["lr"] = lr
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
             out = self.forward(*views)
-        optimizers = [o for o in (self.optimizer, self.pred_optimizer) if o is not None]
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
-            # Step every optimizer, then update the scale once (fixes the official fp16 SimSiam order, B1).
+            # One optimizer, so the scale is updated once, after the predictor's step too (the official fp16
+            # SimSiam code updates it between its two optimizers' steps).
             self.scaler.scale(out["loss"]).backward()
-            for opt in optimizers:
-                self.scaler.step(opt)
+            self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             out["loss"].backward()
-            for opt in optimizers:
-                opt.step()
+            self.optimizer.step()
         self.step += 1
         return {k: v.detach() for k, v in out.items()}
 
@@ -339,10 +336,10 @@ def pretrain(
     return record
 
 
-def load_trained_model(run_dir: str | Path, device: torch.device) -> EsslModel:
+def load_trained_model(run_dir: str | Path, device: torch.device) -> Method:
     """The model saved in a run directory's checkpoint, in eval mode on `device`."""
     ckpt = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    model = EsslModel(recipe_from_checkpoint(ckpt))
+    model = build_model(recipe_from_checkpoint(ckpt))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
 

@@ -73,6 +73,22 @@ def test_checkpoint_from_another_recipe_is_refused(smoke_run, cifar_root):
     assert_one_line_error(proc, "different recipe", "cifar10-esimclr", "--restart")
 
 
+def test_barlow_twins_trains_from_the_same_command(cifar_root, tmp_path):
+    proc = run("train", "--recipe", "cifar10-ebarlowtwins", "--tier", "smoke", "--data-root", cifar_root,
+               "--run-dir", tmp_path / "run", "--set", "probe_runs=1", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    record = read_record(tmp_path / "run" / "result.json")
+    assert (record["config"]["method"], record["config"]["lmbd"], record["config"]["ssl_scale"]) == (
+        "barlowtwins",
+        0.2,
+        0.1,
+    )
+    loss, ssl, rot = (record["curves"][k] for k in ("loss", "ssl", "rot"))
+    assert ssl[-1] < ssl[0] and all(
+        abs(t - (0.1 * s + 0.2 * r)) < 1e-3 * t for t, s, r in zip(loss, ssl, rot, strict=True)
+    )
+
+
 def test_bench_command_prints_the_ratio_and_writes_a_record(cifar_root, tmp_path):
     proc = run("bench", "--tier", "smoke", "--device", "cpu", "--data-root", cifar_root, "--steps", "2",
                "--record-dir", tmp_path)  # fmt: skip

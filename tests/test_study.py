@@ -9,7 +9,7 @@ import essl_core.study as study
 from essl_core.augment import denormalize_pixels, normalize_pixels
 from essl_core.batched_views import BatchedViews, apply_view_params, crop_only, sample_view_params
 from essl_core.groups import GROUPS, INVERSION, JIGSAW, ROTATION
-from essl_core.methods import EsslModel
+from essl_core.methods import build_model
 from essl_core.recipes import get_recipe
 from essl_core.train import Trainer
 
@@ -60,12 +60,12 @@ def test_batched_views_of_an_i_ssl_run_draw_an_element_per_view(small_cifar):
 @pytest.mark.parametrize("key, copies", [("inversion", 0), ("jigsaw", 4), ("rotation", 0)])
 def test_e_branch_batch_and_labels(key, copies):
     recipe = get_recipe("cifar10-esimclr", "smoke", {"equivariance": key, "equivariance_copies": copies})
-    model = EsslModel(recipe)
+    model = build_model(recipe)
     group = GROUPS[key]
     x3 = normalize_pixels(torch.rand(5, 3, 16, 16))
-    xr, yr = model.transformed_batch(x3)
+    xr, yr = model.equivariance.transformed_batch(x3)
     assert len(xr) == len(yr) == 5 * (copies or group.size)
-    assert model.rotation_head[-1].out_features == group.size
+    assert model.equivariance.head[-1].out_features == group.size
     if copies == 0:  # block layout, as the official rotation batch
         assert yr.tolist() == [k for k in range(group.size) for _ in range(5)]
     for i in range(len(xr)):

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from essl_core.augment import ssl_view
-from essl_core.checkpoint import load_checkpoint, recipe_from_checkpoint
+from essl_core.checkpoint import load_checkpoint
 from essl_core.errors import EsslError
-from essl_core.methods import EsslModel
+from essl_core.methods import Method, build_model
 from essl_core.recipes import get_recipe
 from essl_core.train import NonFiniteLoss, Trainer, lr_at, pretrain
 
@@ -52,8 +52,38 @@ def test_optimizers_follow_the_recipe(small_cifar, tmp_path):
     views = _fixed_views(small_cifar, trainer.model.view_sizes(), n=16)
     for _ in range(3):
         trainer._train_step(views)
-    assert trainer.optimizer.param_groups[0]["lr"] != recipe.effective_lr  # in warm-up
-    assert trainer.pred_optimizer.param_groups[0]["lr"] == recipe.effective_lr  # constant predictor lr
+    main, predictor = trainer.optimizer.param_groups
+    assert main["lr"] != recipe.effective_lr  # in warm-up
+    assert predictor["lr"] == recipe.effective_lr and not predictor["scheduled"]  # constant predictor lr
+    assert {id(p) for p in predictor["params"]} == {id(p) for p in trainer.model.predictor.parameters()}
+
+
+def test_one_optimizer_with_a_predictor_group_steps_as_the_official_two_optimizers(small_cifar, tmp_path):
+    """SimSiam's constant-lr predictor: a parameter group of the one optimizer gives, step for step, the same
+    parameters as the official code's second optimizer over the predictor alone."""
+    recipe = get_recipe("cifar10-esimsiam", "smoke", SMALL)
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, progress=False)
+    twin = build_model(recipe)
+    twin.load_state_dict(trainer.model.state_dict())
+    predictor = {id(p) for p in twin.predictor.parameters()}
+    sgd = dict(lr=recipe.effective_lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    main_opt = torch.optim.SGD([p for p in twin.parameters() if id(p) not in predictor], **sgd)
+    pred_opt = torch.optim.SGD(twin.predictor.parameters(), **sgd)
+    views = _fixed_views(small_cifar, trainer.model.view_sizes(), n=16)
+    for step in range(4):
+        torch.manual_seed(step)  # the same E-branch draws in both
+        trainer._train_step(views)
+        for group in main_opt.param_groups:
+            group["lr"] = lr_at(step, trainer.total_steps, trainer.warmup_steps, recipe.effective_lr)
+        torch.manual_seed(step)
+        out = twin(*views)
+        main_opt.zero_grad(set_to_none=True)
+        pred_opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        main_opt.step()
+        pred_opt.step()
+    for (name, a), b in zip(trainer.model.state_dict().items(), twin.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def _interrupt_at(monkeypatch, step: int):
@@ -96,7 +126,7 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_pa
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path, monkeypatch):
     recipe = get_recipe("cifar10-esimclr", "smoke", SMALL)
-    original = EsslModel.forward
+    original = Method.forward
     calls = {"n": 0}
 
     def poisoned(self, *views):
@@ -106,7 +136,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path,
             out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(EsslModel, "forward", poisoned)
+    monkeypatch.setattr(Method, "forward", poisoned)
     with pytest.raises(NonFiniteLoss, match=r"step 14 \(epoch 2\).*epoch 1 in"):
         pretrain(recipe, "smoke", tmp_path, data_root=cifar_root, progress=False)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -115,17 +145,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path,
     assert not (tmp_path / "result.json").exists()
 
 
-def test_checkpoints_from_before_the_pipeline_option_resume_with_the_reference_pipeline(small_cifar, tmp_path):
-    recipe = get_recipe("cifar10-esimclr", "smoke", {**SMALL, "augment": "reference"})
+def test_a_checkpoint_of_the_older_format_is_refused_in_one_line(small_cifar, tmp_path):
+    recipe = get_recipe("cifar10-esimclr", "smoke", SMALL)
     trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, "smoke", progress=False)
     trainer.save()
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del payload["recipe"]["augment"], payload["recipe"]["compile"]  # as written before the fields existed
+    payload["format"] = "essl-checkpoint/1"  # two optimizers and `rotation_head.*` keys
     torch.save(payload, tmp_path / "checkpoint.pt")
-    loaded = load_checkpoint(tmp_path / "checkpoint.pt", recipe)  # no "different recipe" error
-    assert recipe_from_checkpoint(loaded).augment == "reference"
-    with pytest.raises(EsslError, match="different recipe"):
-        load_checkpoint(tmp_path / "checkpoint.pt", get_recipe("cifar10-esimclr", "smoke", SMALL))
+    with pytest.raises(EsslError, match="older essl_core .*--restart"):
+        load_checkpoint(tmp_path / "checkpoint.pt", recipe)
 
 
 @pytest.mark.parametrize(

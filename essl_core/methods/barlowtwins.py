@@ -1,0 +1,22 @@
+"""Barlow Twins (the paper's ImageNet code, paper §4.2): a three-layer projector and the cross-correlation loss
+with off-diagonal weight 0.0051. Its E-head has no ReLU after the second LayerNorm, as SimSiam's."""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import barlow_twins_loss
+from ..models import barlow_twins_projector
+from .base import Method
+
+OFF_DIAGONAL_WEIGHT = 0.0051  # the official value (ImageNet)
+
+
+class BarlowTwins(Method):
+    name = "barlowtwins"
+
+    def build_heads(self, feature_dim: int) -> None:
+        self.projector = barlow_twins_projector(feature_dim, self.recipe.proj_hidden, self.recipe.proj_dim)
+
+    def invariance_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return barlow_twins_loss(z1.float(), z2.float(), OFF_DIAGONAL_WEIGHT)
