@@ -36,7 +36,7 @@ from essl_core.data import (
     load_cifar10,
     save_cache,
 )
-from essl_core.errors import EsslError
+from essl_core.errors import EsslError, run_command
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -301,7 +301,7 @@ def _download(root: Path) -> Path:
         except Exception as exc:
             raise EsslError(
                 f"could not download CIFAR-10 ({type(exc).__name__}: {exc}). Offline, pass a local copy: "
-                "--source ../shared/data/cifar10-jpeg.tar.gz (or a cifar-10-python.tar.gz)"
+                "--source PATH (a cifar-10-python.tar.gz, or an ImageFolder tree or tarball)"
             ) from None
         (Path(tmp) / target.name).replace(target)
     return target
@@ -315,17 +315,13 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-partial", action="store_true", help="accept fewer images than CIFAR-10 (marked in the name)"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> None:
         out = prepare(args.source, args.root, args.allow_partial)
-    except EsslError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
-    meta = load_cifar10(args.root).meta
-    print(f"wrote {out}: {meta['name']}, train {meta['counts']['train']}, test {meta['counts']['test']}")
-    return 0
+        meta = load_cifar10(args.root).meta
+        print(f"wrote {out}: {meta['name']}, train {meta['counts']['train']}, test {meta['counts']['test']}")
+
+    return run_command(command, "interrupted: nothing was written")
 
 
 if __name__ == "__main__":

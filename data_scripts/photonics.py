@@ -11,153 +11,17 @@ same arguments computes only what is missing. The h5 file appears, atomically, w
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-from tqdm.auto import tqdm
-
-from essl_core.data import data_root
-from essl_core.errors import EsslError
-from essl_core.io import atomic_path, write_json
-from essl_core.photonics.cells import FAMILIES
-from essl_core.photonics.dataset import K_GRID, N_MAX, NUM_BANDS, label_fields, sample_indices, unitcell_fields
-from essl_core.results import git_commit
-
-SHARD = 8  # cells per shard: what an interruption can lose
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def default_out(family: str, count: int, seed: int, labelled: bool) -> Path:
-    return data_root() / "photonics" / f"{family}-{count}-s{seed}{'' if labelled else '-ul'}.h5"
-
-
-def make_cell(family: str, seed: int, index: int, labelled: bool) -> dict[str, np.ndarray]:
-    """All fields of cell `index` of a file."""
-    cell = FAMILIES[family](np.random.default_rng([seed, index]))
-    fields = unitcell_fields(cell)
-    if labelled:
-        fields.update(label_fields(cell.eps))
-    return fields
-
-
-def _shard_path(parts: Path, start: int) -> Path:
-    return parts / f"shard-{start:07d}.npz"
-
-
-def _make_shard(family: str, seed: int, start: int, stop: int, labelled: bool, parts: str) -> int:
-    """Compute cells start..stop-1 and save them as one shard; returns the number of cells."""
-    arrays = {}
-    for i in range(start, stop):
-        for name, value in make_cell(family, seed, i, labelled).items():
-            arrays[f"{i}:{name}"] = value
-    with atomic_path(_shard_path(Path(parts), start)) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    return stop - start
-
-
-def _settings(family: str, count: int, seed: int, labelled: bool) -> dict:
-    solver = {"method": "plane-wave expansion (essl_core.photonics.pwe), TM", "plane_waves": (2 * N_MAX + 1) ** 2}
-    solver.update({"k_grid": f"{K_GRID}x{K_GRID}", "bands": NUM_BANDS, "dos": "GGR, paper post-processing"})
-    return {
-        "family": family,
-        "count": count,
-        "seed": seed,
-        "labelled": labelled,
-        "solver": solver if labelled else None,
-    }
-
-
-def generate(family: str, count: int, out: Path, seed: int = 0, workers: int = 1, labelled: bool = True) -> Path:
-    """Make (or finish) the file `out`; returns its path."""
-    if family not in FAMILIES:
-        raise EsslError(f"unknown family {family!r}; choose from {sorted(FAMILIES)}")
-    if out.exists():
-        print(f"{out} exists; delete it to generate it again")
-        return out
-    settings = _settings(family, count, seed, labelled)
-    parts = out.with_name(out.name + ".parts")
-    meta = parts / "settings.json"
-    if meta.exists() and json.loads(meta.read_text()) != settings:
-        raise EsslError(f"{parts} holds shards made with other settings ({meta}); delete it or use the same ones")
-    parts.mkdir(parents=True, exist_ok=True)
-    write_json(meta, settings)
-    starts = [s for s in range(0, count, SHARD) if not _shard_path(parts, s).exists()]
-    done = count - sum(min(SHARD, count - s) for s in starts)
-    # Worker processes, one thread each (threads scale worse than processes on 121 x 121 eigenproblems); the
-    # thread caps must be in their environment before NumPy's BLAS loads, hence spawned processes even for one.
-    env = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
-    try:
-        with (
-            tqdm(total=count, initial=done, desc=f"{family} cells", unit="cell") as bar,
-            ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as pool,
-        ):
-            jobs = [
-                pool.submit(_make_shard, family, seed, s, min(s + SHARD, count), labelled, str(parts)) for s in starts
-            ]
-            for job in jobs:
-                bar.update(job.result())
-    finally:
-        for name, value in env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    _assemble(parts, out, settings)
-    shutil.rmtree(parts)
-    return out
-
-
-def _assemble(parts: Path, out: Path, settings: dict) -> None:
-    """Write all shards into the h5 file, atomically."""
-    import h5py
-
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        for start in range(0, settings["count"], SHARD):
-            with np.load(_shard_path(parts, start)) as shard:
-                for key in shard.files:
-                    index, name = key.split(":", 1)
-                    data = shard[key]
-                    # Real fields in float32 as in the official files (SIB-CL writes dtype 'f'), half the size;
-                    # the Fourier coefficients stay complex128 ('complex') as there.
-                    f.create_dataset(
-                        f"{name}/{index}", data=data.astype(np.float32) if data.dtype.kind == "f" else data
-                    )
-        f.attrs["source"] = f"generated by essl_core ({settings['family']}, seed {settings['seed']})"
-        f.attrs["settings"] = json.dumps(settings)
-        f.attrs["git"] = json.dumps(git_commit())  # the code that assembled the file
-        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def import_official(source: Path, out: Path | None) -> Path:
-    """Check an official file (e.g. sq-blob-v3-tm.h5) and copy it into the data folder."""
-    import h5py
-
-    if not source.is_file():
-        raise EsslError(f"no file at {source}")
-    try:
-        with h5py.File(source, "r") as f:
-            count = len(sample_indices(f))
-            labelled = "mpbcal/DOS" in f
-    except OSError as err:
-        raise EsslError(f"{source} is not a readable h5 file: {err}") from err
-    out = out or data_root() / "photonics" / source.name
-    with atomic_path(out) as tmp:
-        shutil.copyfile(source, tmp)
-    print(f"imported {count} cells ({'with' if labelled else 'without'} DOS) from {source} to {out}")
-    return out
+from essl_core.errors import EsslError, run_command
+from essl_core.photonics.generate import default_out, generate, import_official
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--family", choices=sorted(FAMILIES))
+    parser.add_argument("--family", help="gpm or blob")
     parser.add_argument("--count", type=int)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
@@ -165,18 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unlabelled", action="store_true", help="unit cells only, no bands or DOS (for SSL)")
     parser.add_argument("--source", type=Path, help="import an official h5 file instead of generating")
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> None:
         if args.source:
             import_official(args.source, args.out)
-        else:
-            if args.family is None or args.count is None or args.count < 1:
-                parser.error("--family and a positive --count are needed (or --source)")
-            out = args.out or default_out(args.family, args.count, args.seed, not args.unlabelled)
-            print(generate(args.family, args.count, out, args.seed, args.workers, not args.unlabelled))
-    except EsslError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+            return
+        if args.family is None or args.count is None or args.count < 1:
+            raise EsslError("--family and a positive --count are needed (or --source)")
+        out = args.out or default_out(args.family, args.count, args.seed, not args.unlabelled)
+        print(generate(args.family, args.count, out, args.seed, args.workers, not args.unlabelled))
+
+    return run_command(command, "interrupted: the finished shards are kept; run the same command to resume")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,16 @@ from torch.utils.flop_counter import FlopCounterMode
 from .augment import ViewPipeline
 from .checkpoint import recipe_dict
 from .data import load_cifar10
+from .device import resolve_device
+from .layout import RUNS, bench_record
 from .recipes import Recipe, get_recipe
 from .results import dataset_info, make_record, peak_memory, provenance, write_record
-from .train import Trainer, resolve_device
+from .tiers import get_tier
+from .train import Trainer
 
 # Dense bf16 tensor-core peaks from the datasheets (FLOP/s), matched against the CUDA device name. The
 # H100/H200 values are the SXM parts'; PCIe/NVL parts run lower clocks, so their MFU reads low.
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10G": 70e12, "T4": 65e12}
-DEFAULT_STEPS = {"smoke": (2, 5), "cpu": (2, 10), "full": (10, 50)}  # (warm-up, timed) steps per tier
 
 
 def peak_flops(device: torch.device) -> tuple[str | None, float | None]:
@@ -119,7 +121,7 @@ def kornia_views_per_s(recipe: Recipe, images, device: torch.device, steps: int)
             K.Normalize(torch.tensor(CIFAR_MEAN), torch.tensor(CIFAR_STD)),
         ).to(device)
 
-    sizes = [32, 32] + ([recipe.rot_size] if recipe.lmbd > 0 else [])
+    sizes = [32, 32] + ([recipe.rot_size] if recipe.e_branch else [])
     augs = {size: pipeline(size) for size in set(sizes)}
     data = torch.from_numpy(images[: recipe.batch_size * 4]).to(device).permute(0, 3, 1, 2)
 
@@ -163,7 +165,7 @@ def run_bench(
     dev = resolve_device(device)
     origin = provenance(dev)
     recipe = get_recipe(recipe_name, tier, overrides)
-    default_warmup, default_steps = DEFAULT_STEPS[tier]
+    default_warmup, default_steps = get_tier(tier).bench_steps
     warmup, steps = warmup or default_warmup, steps or default_steps
     data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
     workers = min(recipe.workers, os.cpu_count() or 1)
@@ -177,14 +179,14 @@ def run_bench(
         f"width {recipe.width}: {steps} timed steps after {warmup} warm-up steps per path"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        reference = Trainer(reference_recipe, Path(tmp), dev, data, tier, progress=False, fast=False)
+        reference = Trainer(reference_recipe, Path(tmp), dev, data, progress=False, fast=False)
         ref = time_training(reference, warmup, steps)
         del reference
         say(
             f"reference (PIL views in {workers} DataLoader worker(s), official step): "
             f"{ref['images_per_s']:,.0f} source images/s"
         )
-        fast = Trainer(fast_recipe, Path(tmp), dev, data, tier, progress=False, fast=True)
+        fast = Trainer(fast_recipe, Path(tmp), dev, data, progress=False, fast=True)
         fst = time_training(fast, warmup, steps)
         fst["host_syncs_per_step"] = host_syncs_per_step(fast)
         flops = flops_per_image(fast.model, next(fast.views.epoch(0)), fast.amp_dtype)
@@ -243,7 +245,7 @@ def run_bench(
         },
         provenance=origin,
     )
-    path = Path(record_dir or "runs") / f"bench-{recipe.name}-{tier}-{dev.type}.json"
+    path = Path(record_dir or RUNS) / bench_record(recipe.name, tier, dev.type)
     write_record(path, record)
     say(f"record: {path}")
     return record

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import torch
 
-from .errors import EsslError
+from .device import resolve_device
+from .layout import RUNS, pretrain_run_dir
 from .methods import Method
-from .recipes import TIERS, get_recipe
+from .recipes import get_recipe
 from .results import device_name
-from .train import load_trained_model, pretrain, resolve_device
+from .runs import load_trained_model, pretrain
+from .tiers import ENV, TIERS, default_tier
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def tier() -> str:
     """The tier chapters run at: $ESSL_MODE (smoke, cpu or full), default smoke."""
-    mode = os.environ.get("ESSL_MODE", "smoke")
-    if mode not in TIERS:
-        raise EsslError(f"ESSL_MODE={mode!r}; choose one of {', '.join(TIERS)}")
-    return mode
+    return default_tier()
 
 
 def results_dir() -> Path:
@@ -31,14 +29,14 @@ def results_dir() -> Path:
 
 
 def runs_dir() -> Path:
-    return REPO / "runs"
+    return REPO / RUNS
 
 
 def banner() -> str:
     """Which tier runs, on what hardware, with which software: printed at the top of every chapter."""
     dev = resolve_device()
     lines = [
-        f"tier: {tier()} (set ESSL_MODE=smoke|cpu|full)",
+        f"tier: {tier()} (set {ENV}={'|'.join(TIERS)})",
         f"device: {device_name(dev)}",
         f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}, Python {sys.version.split()[0]}",
     ]
@@ -55,6 +53,6 @@ def pretrained(recipe_name: str, quiet: bool = True) -> tuple[Method, dict]:
     """
     t = tier()
     recipe = get_recipe(recipe_name, t)
-    run_dir = runs_dir() / (f"book-{recipe.name}-smoke" if t == "smoke" else f"{recipe.name}-{t}-s{recipe.seed}")
-    record = pretrain(recipe, t, run_dir, restart=t == "smoke", progress=not quiet)
+    run_dir = pretrain_run_dir(runs_dir() / "book" if t == "smoke" else runs_dir(), recipe.name, t, recipe.seed)
+    record = pretrain(recipe, run_dir, restart=t == "smoke", progress=not quiet)
     return load_trained_model(run_dir, resolve_device()), record

@@ -18,11 +18,11 @@ from .recipes import Recipe
 # Format 2: one optimizer with parameter groups, the E-branch's head under `equivariance.head`.
 FORMAT = "essl-checkpoint/2"
 # Recipe fields that may change between an interrupted run and its resumption without changing the result.
-RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every", "compile"}
+RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every", "compile", "overrides"}
 
 
-def recipe_dict(recipe: Recipe) -> dict:
-    """The recipe as plain data (tuples as lists), as stored in checkpoints and records."""
+def recipe_dict(recipe) -> dict:
+    """A recipe (any keyword dataclass) as plain data (tuples as lists), as stored in checkpoints and records."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe).items()}
 
 
@@ -46,13 +46,14 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | os.PathLike, recipe: Recipe, **state) -> None:
-    """Save `state` (epoch, step, model and optimizer state dicts, history, ...) with the recipe and RNGs."""
+def save_checkpoint(path: str | os.PathLike, recipe, **state) -> None:
+    """Save `state` (epoch, step, model and optimizer state dicts, history, ...) with the recipe (a CIFAR or
+    photonics one) and every RNG's state, atomically."""
     payload = {"format": FORMAT, "recipe": recipe_dict(recipe), "rng": rng_state(), **state}
     atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
-def load_checkpoint(path: str | os.PathLike, recipe: Recipe | None = None) -> dict:
+def load_checkpoint(path: str | os.PathLike, recipe=None) -> dict:
     """Load a checkpoint safely; with `recipe`, refuse one written by a different recipe."""
     path = Path(path)
     if not path.exists():
@@ -80,6 +81,5 @@ def load_checkpoint(path: str | os.PathLike, recipe: Recipe | None = None) -> di
 
 def recipe_from_checkpoint(payload: dict) -> Recipe:
     """Rebuild the Recipe a checkpoint was trained with."""
-    fields = dict(payload["recipe"])
-    fields["crop_scale"] = tuple(fields["crop_scale"])
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in payload["recipe"].items()}
     return Recipe(**fields)

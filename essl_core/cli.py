@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from .errors import EsslError
-from .recipes import TIERS, parse_overrides, recipe_names
+from .errors import run_command
+from .layout import EVAL, RESULT, RUNS, pretrain_run_dir
+from .overrides import settable_fields
+from .photonics.config import PhotonicsRecipe
+from .recipes import Recipe, recipe_names, recipe_overrides
+from .tiers import ENV, TIERS, default_tier, get_tier
 
 
 def _train(args: argparse.Namespace) -> None:
     from .recipes import get_recipe
-    from .train import pretrain
+    from .runs import pretrain
 
-    recipe = get_recipe(args.recipe, args.tier, parse_overrides(args.set))
-    run_dir = args.run_dir or Path("runs") / f"{recipe.name}-{args.tier}-s{recipe.seed}"
+    recipe = get_recipe(args.recipe, args.tier, recipe_overrides(args.set))
+    run_dir = args.run_dir or pretrain_run_dir(RUNS, recipe.name, recipe.tier, recipe.seed)
     record = pretrain(
         recipe,
-        args.tier,
         run_dir,
         data_root=args.data_root,
         device=args.device,
@@ -27,21 +29,21 @@ def _train(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         record_dir=args.record_dir,
     )
-    _summary(record, Path(run_dir) / "result.json")
+    _summary(record, Path(run_dir) / RESULT)
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .train import evaluate_checkpoint
+    from .runs import evaluate_checkpoint
 
     record = evaluate_checkpoint(
         args.checkpoint,
         data_root=args.data_root,
         device=args.device,
-        overrides=parse_overrides(args.set),
+        overrides=recipe_overrides(args.set),
         out=args.out,
         progress=not args.quiet,
     )
-    _summary(record, args.out or Path(args.checkpoint).with_name("eval.json"))
+    _summary(record, args.out or Path(args.checkpoint).with_name(EVAL))
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -52,7 +54,7 @@ def _bench(args: argparse.Namespace) -> None:
         args.tier,
         device=args.device,
         data_root=args.data_root,
-        overrides=parse_overrides(args.set),
+        overrides=recipe_overrides(args.set),
         warmup=args.warmup,
         steps=args.steps,
         record_dir=args.record_dir,
@@ -60,8 +62,11 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _study(args: argparse.Namespace) -> None:
+    from .errors import EsslError
     from .study import run_study
 
+    if args.set:
+        raise EsslError("study takes no --set: its runs are the tier's recipes (see essl_core.tiers)")
     records = run_study(
         args.tier,
         seeds=args.seeds,
@@ -77,10 +82,11 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def _photonics(args: argparse.Namespace) -> None:
+    from .photonics.config import get_photonics_recipe, photonics_overrides
     from .photonics.experiment import run_photonics
 
     records = run_photonics(
-        args.tier,
+        get_photonics_recipe(args.tier, photonics_overrides(args.set)),
         tuple(args.datasets),
         tuple(args.modes),
         device=args.device,
@@ -117,14 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     common.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    tiered = argparse.ArgumentParser(add_help=False)
+    tiered.add_argument("--tier", help=f"one of: {', '.join(TIERS)} (default: ${ENV}, else smoke)")
 
-    train = sub.add_parser("train", parents=[common], help="pretrain a recipe, then evaluate it")
-    train.add_argument("--recipe", required=True, help=f"one of: {', '.join(recipe_names())}")
-    train.add_argument(
-        "--tier",
-        default=os.environ.get("ESSL_MODE", "smoke"),
-        help=f"one of: {', '.join(TIERS)} (default: $ESSL_MODE, else smoke)",
+    train = sub.add_parser(
+        "train",
+        parents=[common, tiered],
+        help="pretrain a recipe, then evaluate it",
+        epilog=f"--set keys: {', '.join(settable_fields(Recipe))}",
     )
+    train.add_argument("--recipe", required=True, help=f"one of: {', '.join(recipe_names())}")
     train.add_argument("--run-dir", type=Path, help="checkpoints, log and record (default runs/RECIPE-TIER-sSEED)")
     train.add_argument("--restart", action="store_true", help="discard the run directory's checkpoint")
     train.add_argument("--record-dir", type=Path, help="also write the result record here (e.g. book/results)")
@@ -134,23 +142,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint.pt written by train")
     ev.add_argument("--out", type=Path, help="where to write the record (default: eval.json beside the checkpoint)")
     ev.set_defaults(func=_eval)
-    bench = sub.add_parser("bench", parents=[common], help="time the reference pipeline and the fast path")
+    bench = sub.add_parser("bench", parents=[common, tiered], help="time the reference pipeline and the fast path")
     bench.add_argument("--recipe", default="cifar10-esimclr", help="default: cifar10-esimclr")
-    bench.add_argument("--tier", default=os.environ.get("ESSL_MODE", "smoke"), help=f"one of: {', '.join(TIERS)}")
     bench.add_argument("--steps", type=int, help="timed steps per path (default: 5 smoke, 10 cpu, 50 full)")
     bench.add_argument("--warmup", type=int, help="untimed steps first (default: 2, or 10 at the full tier)")
     bench.add_argument("--record-dir", type=Path, help="where the bench record goes (default: runs/)")
     bench.set_defaults(func=_bench)
 
-    study = sub.add_parser("study", parents=[common], help="the transformation study: baseline, I-SSL and E-SSL")
-    study.add_argument("--tier", default=os.environ.get("ESSL_MODE", "smoke"), help=f"one of: {', '.join(TIERS)}")
+    study = sub.add_parser("study", parents=[common, tiered], help="the transformation study: baseline, I-SSL, E-SSL")
     study.add_argument("--seeds", type=int, nargs="+", help="default: 42 (smoke, cpu), 42 43 44 (full)")
     study.add_argument("--record-dir", type=Path, help="also write each run's record here (e.g. book/results/study)")
     study.set_defaults(func=_study)
 
-    phc = sub.add_parser("photonics", parents=[common], help="the photonics experiment: data, pretraining, fine-tuning")
-    phc.add_argument("--tier", default=os.environ.get("ESSL_MODE", "smoke"), help="smoke, cpu or full")
-    phc.add_argument("--datasets", nargs="+", default=["blob", "gpm"], choices=["blob", "gpm"])
+    phc = sub.add_parser(
+        "photonics",
+        parents=[common, tiered],
+        help="the photonics experiment: data, pretraining, fine-tuning",
+        epilog=f"--set keys: {', '.join(settable_fields(PhotonicsRecipe))}",
+    )
+    phc.add_argument("--datasets", nargs="+", default=["blob", "gpm"], help="blob, gpm or both (default)")
     phc.add_argument("--modes", nargs="+", default=["none", "simclr", "simclr_trans", "simclr_ee"])
     phc.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating data")
     phc.add_argument("--record-dir", type=Path, help="also write each record here (e.g. book/results/photonics)")
@@ -160,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def command() -> None:
+        if "tier" in args:  # validated once, here: every command below gets a known tier's name
+            args.tier = get_tier(args.tier).name if args.tier else default_tier()
         args.func(args)
-    except EsslError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(command)

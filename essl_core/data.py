@@ -30,8 +30,8 @@ CIFAR10_PER_CLASS = {"train": 5000, "test": 1000}
 CACHE_VERSION = 1
 PREPARE_HINT = (
     "python -m data_scripts.cifar10 --source PATH "
-    "(PATH: cifar-10-python.tar.gz, cifar-10-batches-py/, or an ImageFolder tree/tarball such as "
-    "../shared/data/cifar10-jpeg.tar.gz; without --source it downloads the official archive)"
+    "(PATH: cifar-10-python.tar.gz, cifar-10-batches-py/, or an ImageFolder tree/tarball of train/<class>/ and "
+    "test/<class>/; without --source it downloads the official archive)"
 )
 
 

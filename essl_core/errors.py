@@ -1,5 +1,25 @@
-"""The one exception type that reaches the user as a short message instead of a traceback."""
+"""The one exception type that reaches the user as a short message instead of a traceback, and the one wrapper
+that turns it into that message."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 
 class EsslError(Exception):
     """Bad input or a state the user can fix: the CLI prints the message and exits with status 2."""
+
+
+def run_command(action: Callable[[], object], interrupted: str = "interrupted") -> int:
+    """Run a command's body and return its exit status: 0; 2 with `error: <message>` (one line) for an
+    EsslError; 130 with the one line `interrupted` for Ctrl-C. Every command-line entry point goes through it."""
+    try:
+        action()
+    except EsslError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    return 0

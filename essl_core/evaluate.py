@@ -1,9 +1,8 @@
-"""Evaluation: the kNN monitor (paper_spec §4.1) and the frozen-backbone linear probe (§4.2)."""
+"""Evaluation: the kNN monitor and the frozen-backbone linear probe, as the official `cifar10/main.py`."""
 
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import torch
@@ -14,6 +13,7 @@ from tqdm.auto import tqdm
 from .augment import ImageViews, loader, normalize_pixels, probe_test_transform, probe_train_transform, to_pixels
 from .data import CifarData
 from .groups import Group
+from .schedule import cosine_lr
 
 
 @torch.no_grad()
@@ -142,7 +142,7 @@ def linear_probe(
 
     The protocol of the official code: SGD lr 30, momentum 0.9, no weight decay, per-step cosine, bicubic
     RandomResizedCrop + flip for training, Resize(36) + CenterCrop(32) for testing. One fix: the test accuracy is
-    counted over all test images, not averaged over batches of unequal size (paper_spec §7 B6).
+    counted over all test images, not averaged over batches of unequal size (as the official code does).
     """
     frozen = copy.deepcopy(backbone).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
@@ -171,7 +171,7 @@ def linear_probe(
     for _ in range(epochs):
         for (x,), y in train_dl:
             for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+                group["lr"] = cosine_lr(step, total, lr)
             with torch.no_grad(), _autocast(device):
                 feats = frozen(x.to(device)).float()
             loss = F.cross_entropy(head(feats), y.to(device))

@@ -135,7 +135,7 @@ HALF_TRANSLATION = Group(
     "half-cell translation", ("none", "half along W", "half along H", "half along both"), _half_shift
 )
 
-# The seven transformations of the paper's study, in its order (paper_spec section 5.1).
+# The seven transformations of the paper's study (its Figure 1), in its order.
 GROUPS: dict[str, Group] = {
     "hflip": HFLIP,
     "grayscale": GRAYSCALE,

@@ -1,4 +1,4 @@
-"""Self-supervised losses (paper_spec §3.1, §3.5, §7 item 6)."""
+"""Self-supervised losses, as the official code computes them (CIFAR-10 `main.py`, ImageNet `barlowtwins/`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Networks of the CIFAR-10 recipes (paper_spec §3.1): ResNet-18 backbone, projector, predictor, rotation head."""
+"""Networks of the CIFAR-10 recipes (the official `cifar10/resnet.py` and `main.py`): ResNet-18 backbone,
+projectors, predictor, rotation head."""
 
 from __future__ import annotations
 

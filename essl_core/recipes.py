@@ -1,16 +1,16 @@
-"""Recipes (the paper's settings, paper_spec §3.1) and tiers (how much of them a machine can afford)."""
+"""Recipes: the paper's CIFAR-10 settings (its official `cifar10/main.py`), one per method and variant."""
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass
 
 from .errors import EsslError
 from .groups import GROUPS
 from .methods import METHODS
+from .overrides import describe_overrides, parse_overrides
+from .tiers import get_tier
 
-TIERS = ("smoke", "cpu", "full")
 AUGMENTS = ("batched", "reference")
 
 
@@ -54,17 +54,24 @@ class Recipe:
     # "reference": the official per-image PIL transforms in DataLoader workers. Same distribution (tested).
     augment: str = "batched"
     compile: bool = False  # torch.compile the model and the batched augmentation (pays off on CUDA)
-    # The transformation study (paper_spec section 5.1): "crop" keeps only the random crop of the base
+    # The transformation study (the paper's Figure 1): "crop" keeps only the random crop of the base
     # augmentations; `invariance` adds a random element of a group to every view (I-SSL); `equivariance` is
     # the group the E-branch predicts, from all its elements or `equivariance_copies` random ones per image.
     base_augment: str = "full"
     invariance: str | None = None
     equivariance: str = "rotation"
     equivariance_copies: int = 0  # 0: every element (the orbit)
+    tier: str = "full"  # the tier the recipe was resolved at (essl_core.tiers)
+    overrides: tuple[str, ...] = ()  # the `key=value` changes made on top of the tier (--set, the study)
 
     @property
     def effective_lr(self) -> float:
         return self.lr * self.batch_size / 256
+
+    @property
+    def e_branch(self) -> bool:
+        """The E-SSL branch exists exactly when its weight lambda is positive."""
+        return self.lmbd > 0
 
     def validate(self) -> Recipe:
         """Raise a short EsslError for settings that cannot run."""
@@ -115,91 +122,20 @@ _BASE = {
     "cifar10-ebarlowtwins": Recipe("cifar10-ebarlowtwins", "barlowtwins", lr=0.06, lmbd=0.2, ssl_scale=0.1),
 }
 
-# What each tier changes. `full` is the paper. `cpu` keeps the recipe's structure (three views, separate
-# passes, the same losses, schedule shape, lambda, doubled E-lr) and shrinks the network, the heads, the
-# data and the number of epochs so that one run finishes in about an hour on 2 cores. `smoke` is the same
-# code path on a few batches, for CI.
-TIER_OVERRIDES: dict[str, dict] = {
-    "full": {},
-    "cpu": dict(
-        width=16,
-        proj_hidden=512,
-        proj_dim=512,
-        pred_hidden=128,
-        rot_hidden=512,
-        batch_size=256,
-        epochs=30,
-        warmup_epochs=3,
-        train_subset=10_000,
-        test_subset=2_000,
-        knn_every=5,
-        probe_epochs=10,
-        probe_runs=3,
-        checkpoint_every=1,
-        workers=1,
-    ),
-    "smoke": dict(
-        width=8,
-        proj_hidden=128,
-        proj_dim=128,
-        pred_hidden=32,
-        rot_hidden=128,
-        batch_size=64,
-        epochs=2,
-        warmup_epochs=1,
-        train_subset=640,
-        test_subset=200,
-        knn_every=1,
-        probe_epochs=2,
-        probe_batch=64,
-        probe_runs=2,
-        checkpoint_every=1,
-        workers=0,
-    ),
-}
-
 
 def recipe_names() -> list[str]:
     return sorted(_BASE)
 
 
-def _parse(value: str, annotation: str):
-    """Convert a `--set` string to the field's type (the annotations are strings under __future__)."""
-    if annotation.endswith("| None") and value.lower() in ("none", "null", "all"):
-        return None
-    base = annotation.split("|")[0].strip()
-    if base == "bool":
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-            raise ValueError(value)
-        return value.lower() in ("true", "1", "yes", "on")
-    if base.startswith("tuple[float"):
-        parts = value.strip("()").split(",")
-        return tuple(float(p) for p in parts)
-    return {"int": int, "float": float, "str": str}[base](value)
-
-
-def parse_overrides(pairs: typing.Iterable[str]) -> dict:
-    """Parse `key=value` strings against the Recipe fields; unknown keys and bad values are EsslErrors."""
-    fields = {f.name: f.type for f in dataclasses.fields(Recipe)}
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise EsslError(f"--set expects key=value, got {pair!r}")
-        if key not in fields or key == "name":
-            raise EsslError(f"unknown option {key!r}; options: {', '.join(n for n in fields if n != 'name')}")
-        try:
-            out[key] = _parse(value.strip(), str(fields[key]))
-        except ValueError:
-            raise EsslError(f"bad value for {key}: {value!r} (expected {fields[key]})") from None
-    return out
+def recipe_overrides(pairs) -> dict:
+    """`--set key=value` strings as typed recipe fields."""
+    return parse_overrides(pairs, Recipe)
 
 
 def get_recipe(name: str, tier: str = "full", overrides: dict | None = None) -> Recipe:
-    """The recipe `name` at `tier`, with `overrides` (from `--set`) applied last."""
+    """The recipe `name` at `tier`, with `overrides` (from `--set`, or the study's) applied last."""
     if name not in _BASE:
         raise EsslError(f"unknown recipe {name!r}; choose one of {', '.join(recipe_names())}")
-    if tier not in TIERS:
-        raise EsslError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    return dataclasses.replace(_BASE[name], **{**TIER_OVERRIDES[tier], **(overrides or {})}).validate()
+    overrides = overrides or {}
+    fields = {**get_tier(tier).cifar, **overrides, "tier": tier, "overrides": describe_overrides(overrides)}
+    return dataclasses.replace(_BASE[name], **fields).validate()

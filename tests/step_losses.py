@@ -19,7 +19,7 @@ import torch
 
 from essl_core.recipes import get_recipe
 from essl_core.results import git_commit
-from essl_core.train import pretrain
+from essl_core.runs import pretrain
 
 GOLDEN = Path(__file__).parent / "golden" / "step_losses.json"
 CIFAR_RECIPES = ("cifar10-simclr", "cifar10-esimclr", "cifar10-simsiam", "cifar10-esimsiam")
@@ -48,7 +48,7 @@ def recorded_backward() -> Iterator[list[float]]:
 def cifar_run(name: str, data_root: Path, overrides: dict | None = None) -> Callable[[Path], None]:
     def run(tmp: Path) -> None:
         recipe = get_recipe(name, "smoke", overrides)
-        pretrain(recipe, "smoke", tmp / "run", data_root=data_root, device="cpu", progress=False)
+        pretrain(recipe, tmp / "run", data_root=data_root, device="cpu", progress=False)
 
     return run
 
@@ -58,16 +58,17 @@ def study_run(variant: str, transformation: str, data_root: Path) -> Callable[[P
         from essl_core.study import study_recipe
 
         recipe = study_recipe(variant, transformation, "smoke", 42)
-        pretrain(recipe, "smoke", tmp / "run", data_root=data_root, device="cpu", progress=False)
+        pretrain(recipe, tmp / "run", data_root=data_root, device="cpu", progress=False)
 
     return run
 
 
 def photonics_run(tmp: Path) -> None:
+    from essl_core.photonics.config import get_photonics_recipe
     from essl_core.photonics.experiment import run_photonics
 
     run_photonics(
-        "smoke",
+        get_photonics_recipe("smoke"),
         ("blob", "gpm"),
         ("none", "simclr", "simclr_trans", "simclr_ee"),
         device="cpu",

@@ -36,7 +36,8 @@ def smoke_run(cifar_root, tmp_path_factory):
 def test_smoke_train_writes_a_record_with_full_provenance(smoke_run, cifar):
     out, proc = smoke_run
     record = read_record(out / "run" / "result.json")
-    assert record == read_record(out / "records" / "cifar10-esimclr-smoke.json")
+    assert record == read_record(out / "records" / "cifar10-esimclr-smoke-s42.json")
+    assert (record["config"]["tier"], record["config"]["overrides"]) == ("smoke", [])
     assert (record["kind"], record["recipe"], record["tier"]) == ("pretrain", "cifar10-esimclr", "smoke")
     assert record["dataset"]["name"] == cifar.name and record["dataset"]["subset"]["train"] == 640
     assert record["config"]["lmbd"] == 0.4 and record["config"]["lr"] == 0.06
@@ -101,6 +102,37 @@ def test_bench_command_prints_the_ratio_and_writes_a_record(cifar_root, tmp_path
     assert m["ratio"] == pytest.approx(m["fast"]["images_per_s"] / m["reference"]["images_per_s"])
     assert m["timed_steps"] == 2 and m["flops_per_image"] > 0 and m["mfu"] is None  # no MFU on a CPU
     assert record["config"]["augment"] == "batched" and record["provenance"]["git"]["commit"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--recipe", "cifar10-simclr"],
+        ["eval", "--checkpoint", "missing.pt"],
+        ["bench"],
+        ["study"],
+        ["photonics"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_command_refuses_a_bad_tier_recipe_method_or_option_in_one_line(command, monkeypatch):
+    tiered = command[0] != "eval"
+    if tiered:
+        assert_one_line_error(run(*command, "--tier", "tiny"), "unknown tier 'tiny'")
+        monkeypatch.setenv("ESSL_MODE", "huge")
+        assert_one_line_error(run(*command), "unknown tier 'huge'")
+        monkeypatch.delenv("ESSL_MODE")
+    if command[0] in ("train", "bench"):
+        assert_one_line_error(run(command[0], "--recipe", "cifar10-byol"), "unknown recipe 'cifar10-byol'")
+    if command[0] in ("train", "bench"):
+        assert_one_line_error(run(*command, "--set", "method=byol"), "method must be one of simclr, simsiam")
+    if command[0] == "eval":
+        assert_one_line_error(run(*command, "--set", "method=byol"), "eval cannot change method")
+    if command[0] == "photonics":
+        assert_one_line_error(run(*command, "--datasets", "cubes"), "unknown dataset 'cubes'")
+        assert_one_line_error(run(*command, "--modes", "byol"), "unknown mode 'byol'")
+    expected = "study takes no --set" if command[0] == "study" else "unknown option 'epoch'"
+    assert_one_line_error(run(*command, "--set", "epoch=3"), expected)
 
 
 def test_bad_input_gets_one_line_errors(tmp_path):

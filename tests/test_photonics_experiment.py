@@ -7,10 +7,14 @@ import dataclasses
 import pytest
 import torch
 
+from essl_core import checkpoint
 from essl_core.errors import EsslError
 from essl_core.groups import HALF_TRANSLATION
-from essl_core.photonics import experiment as exp
+from essl_core.photonics.analysis import claim_rows, sweep
+from essl_core.photonics.config import get_mode, get_photonics_recipe
+from essl_core.photonics.loops import pretrain
 from essl_core.photonics.models import DosNet, PhcEncoder, projector, transformation_classifier
+from essl_core.photonics.selection import PROTOCOLS, select
 from essl_core.photonics.symmetry import periodic_shift_each, random_symmetry
 
 
@@ -70,72 +74,72 @@ def test_networks_have_the_official_shapes():
     assert DosNet(0.25)(x).shape == (4, 400)
 
 
-def test_cosine_schedule_spans_one_more_epoch_than_is_run():
-    assert exp.cosine_lr(0, 100, 1e-3) == 1e-3
-    assert exp.cosine_lr(50, 100, 1e-3) == pytest.approx(5e-4)
-    assert exp.cosine_lr(100, 100, 1e-3) == pytest.approx(0.0)
-
-
 def test_selection_on_validation_official_and_last():
     curves = {
         "1": {"val": [0.9, 0.5, 0.6], "test": [0.8, 0.45, 0.40]},
         "2": {"val": [0.7, 0.55, 0.52], "test": [0.6, 0.30, 0.35]},
     }
-    chosen = exp.select(curves)
+    chosen = select(curves)
     assert chosen["validation"] == 0.45  # checkpoint 1, evaluation 1 has the lowest validation error
     assert chosen["official"] == 0.30  # the lowest test error at an epoch start (the final evaluation excluded)
     assert chosen["last"] == 0.35
 
 
 def test_pretraining_resumes_exactly(tmp_path, monkeypatch):
-    tier = dataclasses.replace(exp.TIERS["smoke"], pretrain_epochs=2, batch_ssl=16)
-    mode = exp.MODES["blob"]["simclr_ee"]
+    recipe = get_photonics_recipe("smoke", {"pretrain_epochs": 2, "batch_ssl": 16})
+    mode = get_mode("blob", "simclr_ee")
     cells, cpu = _cells(32), torch.device("cpu")
-    whole = exp.pretrain(mode, tier, cells, tmp_path / "whole", cpu)
+    whole = pretrain(mode, recipe, cells, tmp_path / "whole", cpu)
     assert set(whole["encoders"]) == {"1", "2"} and whole["curve"][0]["equivariance"] is not None
 
-    real_write = exp.atomic_write
+    real_write = checkpoint.atomic_write
 
     def write_then_stop(path, write):  # the process dies right after the first epoch's checkpoint
         real_write(path, write)
         raise KeyboardInterrupt
 
     (tmp_path / "resumed").mkdir()
-    monkeypatch.setattr(exp, "atomic_write", write_then_stop)
+    monkeypatch.setattr(checkpoint, "atomic_write", write_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        exp.pretrain(mode, tier, cells, tmp_path / "resumed", cpu)
-    monkeypatch.setattr(exp, "atomic_write", real_write)
-    resumed = exp.pretrain(mode, tier, cells, tmp_path / "resumed", cpu)
+        pretrain(mode, recipe, cells, tmp_path / "resumed", cpu)
+    monkeypatch.setattr(checkpoint, "atomic_write", real_write)
+    resumed = pretrain(mode, recipe, cells, tmp_path / "resumed", cpu)
     assert resumed["curve"] == whole["curve"]
     for epoch in ("1", "2"):
         for key, value in whole["encoders"][epoch].items():
             assert torch.equal(resumed["encoders"][epoch][key], value), key
+    # The checkpoint is the project's one format, checked against the recipe like a CIFAR-10 one.
+    with pytest.raises(EsslError, match="different recipe"):
+        pretrain(mode, dataclasses.replace(recipe, pretrain_lr=0.1), cells, tmp_path / "resumed", cpu)
 
 
-def _record(family: str, mode: str, means: dict[int, float], std: float, n: int) -> dict:
-    summary = {
-        str(c): {p: {"mean": m, "std": std, "n": n} for p in ("validation", "official", "last")}
-        for c, m in means.items()
+def _record(family: str, mode: str, by_count: dict[int, list[float]]) -> dict:
+    """A record with the given per-seed test errors (the same under every protocol)."""
+    results = {
+        str(c): {str(i): {"selected": dict.fromkeys(PROTOCOLS, v)} for i, v in enumerate(values)}
+        for c, values in by_count.items()
     }
-    return {"config": {"family": family, "mode": mode}, "summary": summary}
+    return {"config": {"family": family, "mode": mode}, "results": results}
 
 
 def test_sweep_and_claim_rows_compare_with_the_papers_direction():
     claim = {"simclr_ee_vs_simclr": "lower error", "simclr_trans_vs_simclr": "higher error"}
     records = [
-        _record("gpm", "simclr", {100: 0.10, 300: 0.08}, 0.002, 2),
-        _record("gpm", "simclr_ee", {100: 0.09, 300: 0.07}, 0.002, 2),  # lower by 0.01: agrees
-        _record("gpm", "simclr_trans", {100: 0.10, 300: 0.079}, 0.002, 2),  # lower by 0.001 < spread
-        _record("blob", "simclr", {300: 0.05}, 0.0, 1),
-        _record("blob", "simclr_ee", {300: 0.06}, 0.0, 1),  # one seed, wrong direction
+        _record("gpm", "simclr", {100: [0.10, 0.10], 300: [0.079, 0.081]}),
+        _record("gpm", "simclr_ee", {100: [0.09, 0.09], 300: [0.069, 0.071]}),  # lower by 0.01: agrees
+        _record("gpm", "simclr_trans", {100: [0.10, 0.10], 300: [0.078, 0.080]}),  # lower by 0.001: noise
+        _record("blob", "simclr", {300: [0.05]}),
+        _record("blob", "simclr_ee", {300: [0.06]}),  # one seed, wrong direction
     ]
-    assert exp.sweep(records)["gpm"]["simclr_ee"] == {
-        100: records[1]["summary"]["100"]["validation"],
-        300: records[1]["summary"]["300"]["validation"],
-    }
-    rows = {(r["dataset"], r["comparison"]): r for r in exp.claim_rows(records, claim)}
+    ee = sweep(records)["gpm"]["simclr_ee"]
+    assert (
+        ee[300]["mean"] == pytest.approx(0.07)
+        and ee[300]["n"] == 2
+        and ee[300]["std"] == pytest.approx(0.001414, rel=1e-3)
+    )
+    rows = {(r["dataset"], r["comparison"]): r for r in claim_rows(records, claim)}
     assert rows[("gpm", "E-SimCLR vs SimCLR")]["verdict"] == "agrees"
     assert rows[("gpm", "E-SimCLR vs SimCLR")]["labels"] == 300  # the largest label count
-    assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within the spread over fine-tuning seeds"
+    assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within noise"
     assert rows[("blob", "E-SimCLR vs SimCLR")]["verdict"] == "disagrees (one seed, no error bar)"
     assert ("blob", "SimCLR + transformation vs SimCLR") not in rows

@@ -1,7 +1,8 @@
 import pytest
 
 from essl_core.errors import EsslError
-from essl_core.recipes import TIERS, get_recipe, parse_overrides, recipe_names
+from essl_core.recipes import get_recipe, recipe_names, recipe_overrides
+from essl_core.tiers import TIERS, default_tier, get_tier
 
 
 def test_full_tier_is_the_paper():
@@ -36,14 +37,15 @@ def test_tiers_keep_the_recipe_and_shrink_the_budget():
 
 
 def test_overrides_are_typed_and_checked():
-    o = parse_overrides(["epochs=3", "lr=0.1", "train-subset=none", "crop_scale=0.3,1.0", "ssl_loss=ntxent"])
+    o = recipe_overrides(["epochs=3", "lr=0.1", "train-subset=none", "crop_scale=0.3,1.0", "ssl_loss=ntxent"])
     assert o == {"epochs": 3, "lr": 0.1, "train_subset": None, "crop_scale": (0.3, 1.0), "ssl_loss": "ntxent"}
-    r = get_recipe("cifar10-esimclr", "smoke", {"epochs": 5})
+    r = get_recipe("cifar10-esimclr", "smoke", {"epochs": 5, "crop_scale": (0.3, 1.0)})
     assert r.epochs == 5 and r.width == 8
+    assert (r.tier, r.overrides) == ("smoke", ("crop_scale=[0.3, 1.0]", "epochs=5"))  # recorded with the run
     with pytest.raises(EsslError, match="unknown option 'epoch'"):
-        parse_overrides(["epoch=3"])
+        recipe_overrides(["epoch=3"])
     with pytest.raises(EsslError, match="bad value for epochs"):
-        parse_overrides(["epochs=three"])
+        recipe_overrides(["epochs=three"])
     with pytest.raises(EsslError, match="unknown recipe"):
         get_recipe("cifar10-byol")
     with pytest.raises(EsslError, match="unknown tier"):
@@ -54,9 +56,36 @@ def test_overrides_are_typed_and_checked():
 
 def test_view_pipeline_and_compile_options():
     assert get_recipe("cifar10-esimclr").augment == "batched" and not get_recipe("cifar10-esimclr").compile
-    assert parse_overrides(["augment=reference", "compile=true"]) == {"augment": "reference", "compile": True}
-    assert parse_overrides(["compile=off"]) == {"compile": False}
+    assert recipe_overrides(["augment=reference", "compile=true"]) == {"augment": "reference", "compile": True}
+    assert recipe_overrides(["compile=off"]) == {"compile": False}
     with pytest.raises(EsslError, match="bad value for compile"):
-        parse_overrides(["compile=maybe"])
+        recipe_overrides(["compile=maybe"])
     with pytest.raises(EsslError, match="augment must be batched or reference"):
         get_recipe("cifar10-simclr", "smoke", {"augment": "kornia"})
+
+
+def test_one_definition_of_the_tiers(monkeypatch):
+    assert list(TIERS) == ["smoke", "cpu", "full"] and get_tier("full").cifar == {}
+    assert get_recipe("cifar10-simclr", "cpu").width == get_tier("cpu").cifar["width"] == 16
+    monkeypatch.setenv("ESSL_MODE", "cpu")
+    assert default_tier() == "cpu"
+    monkeypatch.setenv("ESSL_MODE", "tiny")
+    with pytest.raises(EsslError, match="unknown tier 'tiny'"):
+        default_tier()
+    monkeypatch.delenv("ESSL_MODE")
+    assert default_tier() == "smoke"
+
+
+def test_photonics_is_configured_like_cifar():
+    from essl_core.photonics.config import get_photonics_recipe, photonics_overrides
+
+    full = get_photonics_recipe("full")
+    assert (full.lmbd, full.temperature, full.pretrain_epochs, full.unlabelled_count("blob")) == (5.0, 0.1, 200, 15000)
+    assert full.unlabelled_count("gpm") == 20480
+    cpu = get_photonics_recipe("cpu", photonics_overrides(["lmbd=2", "label_counts=100,300"]))
+    assert (cpu.lmbd, cpu.label_counts, cpu.width, cpu.unlabelled_count("blob")) == (2.0, (100, 300), 0.25, 4096)
+    assert cpu.overrides == ("label_counts=[100, 300]", "lmbd=2.0")
+    with pytest.raises(EsslError, match="unknown option 'alpha'"):
+        photonics_overrides(["alpha=5"])
+    with pytest.raises(EsslError, match="label_counts must be <= train_pool"):
+        get_photonics_recipe("smoke", {"label_counts": (100,)})

@@ -103,7 +103,13 @@ def test_summary_and_claim_verdicts():
     records += [_record("I-SSL", "hflip", 1, 55.0)]  # one seed only
     records += [_record("I-SSL", "grayscale", s, 51.0) for s in (1, 2)]  # the baseline's mean
     summary = study.summarise(records)
-    assert summary[("baseline", None)] == {"mean": 51.0, "std": pytest.approx(2**0.5), "n": 2, "seeds": [1, 2]}
+    assert summary[("baseline", None)] == {
+        "mean": 51.0,
+        "std": pytest.approx(2**0.5),
+        "n": 2,
+        "seeds": [1, 2],
+        "values": [50.0, 52.0],
+    }
     claims = {
         "rotation": {"invariance": "hurts", "equivariance": "helps"},
         "hflip": {"invariance": "helps"},

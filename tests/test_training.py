@@ -9,17 +9,23 @@ from essl_core.checkpoint import load_checkpoint
 from essl_core.errors import EsslError
 from essl_core.methods import Method, build_model
 from essl_core.recipes import get_recipe
-from essl_core.train import NonFiniteLoss, Trainer, lr_at, pretrain
+from essl_core.runs import pretrain
+from essl_core.schedule import cosine_lr
+from essl_core.train import NonFiniteLoss, Trainer
 
 SMALL = {"train_subset": 640, "test_subset": 200, "probe_runs": 1, "probe_epochs": 1}
 
 
 def test_schedule_warms_up_linearly_then_cosine_to_zero():
-    assert lr_at(0, 100, 10, 1.0) == 0.0
-    assert lr_at(5, 100, 10, 1.0) == pytest.approx(0.5)
-    assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
-    assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)
-    assert lr_at(99, 100, 10, 1.0) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    assert cosine_lr(0, 100, 1.0, 10) == 0.0
+    assert cosine_lr(5, 100, 1.0, 10) == pytest.approx(0.5)
+    assert cosine_lr(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert cosine_lr(55, 100, 1.0, 10) == pytest.approx(0.5)
+    assert cosine_lr(99, 100, 1.0, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    # Without warm-up (the photonics pretraining and the linear probe): a plain half-cosine.
+    assert cosine_lr(0, 100, 1e-3) == 1e-3
+    assert cosine_lr(50, 100, 1e-3) == pytest.approx(5e-4)
+    assert cosine_lr(100, 100, 1e-3) == pytest.approx(0.0)
 
 
 def _fixed_views(data, sizes, n=64):
@@ -74,7 +80,7 @@ def test_one_optimizer_with_a_predictor_group_steps_as_the_official_two_optimize
         torch.manual_seed(step)  # the same E-branch draws in both
         trainer._train_step(views)
         for group in main_opt.param_groups:
-            group["lr"] = lr_at(step, trainer.total_steps, trainer.warmup_steps, recipe.effective_lr)
+            group["lr"] = cosine_lr(step, trainer.total_steps, recipe.effective_lr, trainer.warmup_steps)
         torch.manual_seed(step)
         out = twin(*views)
         main_opt.zero_grad(set_to_none=True)
@@ -100,14 +106,14 @@ def _interrupt_at(monkeypatch, step: int):
 @pytest.mark.parametrize("augment", ["batched", "reference"])
 def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_path, monkeypatch, augment):
     recipe = get_recipe("cifar10-esimclr", "smoke", {**SMALL, "epochs": 3, "augment": augment})
-    full = pretrain(recipe, "smoke", tmp_path / "a", data_root=cifar_root, progress=False)
+    full = pretrain(recipe, tmp_path / "a", data_root=cifar_root, progress=False)
 
     with monkeypatch.context() as m:
         _interrupt_at(m, 23)  # in the middle of epoch 3
         with pytest.raises(Exception, match="interrupted at epoch 3"):
-            pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False)
+            pretrain(recipe, tmp_path / "b", data_root=cifar_root, progress=False)
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 2
-    resumed = pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False)
+    resumed = pretrain(recipe, tmp_path / "b", data_root=cifar_root, progress=False)
 
     assert resumed["curves"]["loss"] == full["curves"]["loss"]
     assert resumed["curves"]["rot"] == full["curves"]["rot"]
@@ -118,8 +124,8 @@ def test_resumed_run_reproduces_the_uninterrupted_run_exactly(cifar_root, tmp_pa
     assert [seg["from_epoch"] for seg in resumed["provenance"]["training_segments"]] == [0, 2]
     # A finished run is not trained again: its record is returned (and copied to the record directory).
     monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("a complete run was trained again"))
-    again = pretrain(recipe, "smoke", tmp_path / "b", data_root=cifar_root, progress=False, record_dir=tmp_path / "r")
-    assert again == resumed and (tmp_path / "r" / "cifar10-esimclr-smoke.json").exists()
+    again = pretrain(recipe, tmp_path / "b", data_root=cifar_root, progress=False, record_dir=tmp_path / "r")
+    assert again == resumed and (tmp_path / "r" / "cifar10-esimclr-smoke-s42.json").exists()
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2, 3]
 
@@ -138,7 +144,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path,
 
     monkeypatch.setattr(Method, "forward", poisoned)
     with pytest.raises(NonFiniteLoss, match=r"step 14 \(epoch 2\).*epoch 1 in"):
-        pretrain(recipe, "smoke", tmp_path, data_root=cifar_root, progress=False)
+        pretrain(recipe, tmp_path, data_root=cifar_root, progress=False)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
@@ -147,7 +153,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path,
 
 def test_a_checkpoint_of_the_older_format_is_refused_in_one_line(small_cifar, tmp_path):
     recipe = get_recipe("cifar10-esimclr", "smoke", SMALL)
-    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, "smoke", progress=False)
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, progress=False)
     trainer.save()
     payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     payload["format"] = "essl-checkpoint/1"  # two optimizers and `rotation_head.*` keys
@@ -164,7 +170,7 @@ def test_a_training_step_makes_no_host_round_trip(small_cifar, tmp_path, monkeyp
     GPU. None may happen in a step of the batched path (views, forward, loss, backward, optimizer); checked here
     on the CPU by making each of them fail. (A tensor made on the CPU and then moved is not caught here.)"""
     recipe = get_recipe(name, "smoke", {**SMALL, "ssl_loss": loss})
-    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, "smoke", progress=False)
+    trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, progress=False)
     steps = trainer.views.epoch(0)
     trainer._train_step(next(steps))  # the first step makes the per-device constants
 

@@ -37,7 +37,7 @@ class Method(nn.Module):
                 recipe.equivariance_copies,
                 self.e_head_second_relu,
             )
-            if recipe.lmbd > 0
+            if recipe.e_branch
             else None
         )
 

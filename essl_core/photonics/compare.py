@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import EsslError
+from ..device import resolve_device
+from ..errors import run_command
+from ..layout import record_file
 from ..results import make_record, provenance, write_record
 from .cells import FAMILIES
 from .dataset import K_GRID, N_MAX, label_fields
@@ -116,15 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mpb", choices=["auto", "python", "scheme"], default="auto", help="MPB front end to time")
     parser.add_argument("--record-dir", type=Path)
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    try:
+
+    def command() -> None:
+        device = resolve_device(args.device)
         record = run_compare(args.cells, device, pick_frontend(args.mpb))
-    except EsslError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.record_dir:
-        print(write_record(args.record_dir / f"photonics-solver-{device.type}.json", record))
-    return 0
+        if args.record_dir:
+            print(write_record(args.record_dir / record_file("photonics-solver", device.type), record))
+
+    return run_command(command)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def solve_tm(
     """Lowest TM bands at the given k-points for cells given by their Fourier coefficients (see pixel_fourier).
 
     All k-points of a cell form one batch of Hermitian eigenproblems in float64 (complex64 loses up to 1% near
-    Gamma, measured in performance_anchors.md §4.3).
+    Gamma, measured against float64).
     """
     orders = plane_wave_orders(n_max).to(coeff.device, torch.float64)
     if num_bands > orders.shape[0]:

@@ -1,0 +1,50 @@
+"""What the photonics chapter reads from the records: the label sweep and the paper's claims, judged by the
+project's one verdict (`essl_core.verdict`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..layout import tier_records
+from ..verdict import verdict
+from .selection import summary
+
+COMPARISONS = {
+    "simclr_ee_vs_simclr": ("simclr_ee", "E-SimCLR vs SimCLR"),
+    "simclr_trans_vs_simclr": ("simclr_trans", "SimCLR + transformation vs SimCLR"),
+}
+
+
+def photonics_records(directory: str | Path, tier: str) -> list[dict]:
+    """The experiment's records of one tier in `directory`."""
+    return tier_records(directory, "photonics", tier)
+
+
+def sweep(records: list[dict], protocol: str = "validation") -> dict[str, dict[str, dict[int, dict]]]:
+    """family -> mode -> label count -> {mean, std, n, values} of the test error under one selection protocol
+    (recomputed from the per-seed results)."""
+    out: dict[str, dict[str, dict[int, dict]]] = {}
+    for r in records:
+        c = r["config"]
+        out.setdefault(c["family"], {})[c["mode"]] = {int(n): v[protocol] for n, v in summary(r["results"]).items()}
+    return out
+
+
+def claim_rows(records: list[dict], claim: dict, protocol: str = "validation") -> list[dict]:
+    """Per dataset, at the largest label count: the paper's direction and ours (mean test errors, with the
+    standard deviation over fine-tuning seeds)."""
+    rows = []
+    for family, modes in sweep(records, protocol).items():
+        for key, (mode, text) in COMPARISONS.items():
+            if mode not in modes or "simclr" not in modes:
+                continue
+            count = max(set(modes[mode]) & set(modes["simclr"]))
+            ours, base = modes[mode][count], modes["simclr"][count]
+            spread = max(ours["std"], base["std"])
+            measured = f"{100 * ours['mean']:.2f}% vs {100 * base['mean']:.2f}% (±{100 * spread:.2f})"
+            paper_sign = -1 if claim[key] == "lower error" else 1
+            rows.append(
+                {"dataset": family, "comparison": text, "labels": count, "paper": claim[key], "ours": measured}
+                | {"verdict": verdict(ours["values"], base["values"], paper_sign)}
+            )
+    return rows

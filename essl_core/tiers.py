@@ -1,0 +1,117 @@
+"""The tiers: how much of each experiment a machine can afford. The one definition every command and chapter
+reads; `full` is the paper, `cpu` fits an experiment in about an hour on 2 cores, `smoke` is the same code
+path on a few batches, for CI and the HTML book."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from .errors import EsslError
+
+ENV = "ESSL_MODE"  # the environment variable that picks the tier where no --tier is given
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    # Overrides of every CIFAR-10 recipe. `cpu` keeps the recipe's structure (three views, separate passes,
+    # the same losses, schedule shape, lambda, doubled E-lr) and shrinks the network, the heads, the data and
+    # the number of epochs.
+    cifar: dict = field(default_factory=dict)
+    # The transformation study: overrides on top of `cifar`, its default seeds, and the test images and probe
+    # steps of its invariance/equivariance measures.
+    study: dict = field(default_factory=dict)
+    study_seeds: tuple[int, ...] = (42,)
+    measure: tuple[int, int] = (2000, 300)
+    bench_steps: tuple[int, int] = (10, 50)  # the benchmark's (warm-up, timed) steps per path
+    photonics: dict = field(default_factory=dict)  # overrides of the photonics recipe
+
+
+TIERS: dict[str, Tier] = {
+    "smoke": Tier(
+        "smoke",
+        cifar=dict(
+            width=8,
+            proj_hidden=128,
+            proj_dim=128,
+            pred_hidden=32,
+            rot_hidden=128,
+            batch_size=64,
+            epochs=2,
+            warmup_epochs=1,
+            train_subset=640,
+            test_subset=200,
+            knn_every=1,
+            probe_epochs=2,
+            probe_batch=64,
+            probe_runs=2,
+            checkpoint_every=1,
+            workers=0,
+        ),
+        study=dict(train_subset=256, test_subset=100, epochs=1, warmup_epochs=0, checkpoint_every=1),
+        measure=(32, 100),
+        bench_steps=(2, 5),
+        photonics=dict(
+            test=8,
+            val=8,
+            train_pool=16,
+            unlabelled=256,
+            label_counts=(8, 16),
+            seeds=(1,),
+            width=0.125,
+            pretrain_epochs=2,
+            batch_ssl=64,
+            finetune_epochs=3,
+        ),
+    ),
+    "cpu": Tier(
+        "cpu",
+        cifar=dict(
+            width=16,
+            proj_hidden=512,
+            proj_dim=512,
+            pred_hidden=128,
+            rot_hidden=512,
+            batch_size=256,
+            epochs=30,
+            warmup_epochs=3,
+            train_subset=10_000,
+            test_subset=2_000,
+            knn_every=5,
+            probe_epochs=10,
+            probe_runs=3,
+            checkpoint_every=1,
+            workers=1,
+        ),
+        # 15 runs in about an hour on 2 cores: a 5,000-image class-balanced subset, 8 epochs at width 16.
+        study=dict(train_subset=5_000, test_subset=1_000, epochs=8, warmup_epochs=1, knn_every=2),
+        measure=(500, 300),
+        bench_steps=(2, 10),
+        photonics=dict(
+            test=500,
+            val=250,
+            train_pool=1000,
+            unlabelled=4096,
+            label_counts=(100, 300, 1000),
+            seeds=(1, 2),
+            width=0.25,
+            pretrain_epochs=12,
+            batch_ssl=256,
+            finetune_epochs=25,
+        ),
+    ),
+    "full": Tier("full", study_seeds=(42, 43, 44)),
+}
+
+
+def get_tier(name: str) -> Tier:
+    """The tier called `name`; anything else is a one-line error."""
+    if name not in TIERS:
+        raise EsslError(f"unknown tier {name!r}; choose one of {', '.join(TIERS)}")
+    return TIERS[name]
+
+
+def default_tier() -> str:
+    """$ESSL_MODE, else smoke: the tier of a command without --tier, and of the chapters."""
+    return get_tier(os.environ.get(ENV, "smoke")).name
