@@ -30,3 +30,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype of the `amp` setting ("bf16", "fp16" or "off") on `device`; CPU runs stay float32."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp) if device.type == "cuda" else None
+
+
+def autocast(device: torch.device, amp: str = "bf16") -> torch.autocast:
+    """Autocast as the `amp` setting asks, on CUDA only (training, and the evaluations that follow it)."""
+    dtype = amp_dtype(device, amp)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

@@ -12,29 +12,33 @@ from tqdm.auto import tqdm
 
 from .augment import ImageViews, loader, normalize_pixels, probe_test_transform, probe_train_transform, to_pixels
 from .data import CifarData
+from .device import autocast
 from .groups import Group
 from .schedule import cosine_lr
 
 
 @torch.no_grad()
-def pixel_features(backbone: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
-    """Backbone features (eval mode) of float NCHW images in [0, 1], normalised as the test transform does."""
+def pixel_features(
+    backbone: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512, amp: str = "bf16"
+) -> torch.Tensor:
+    """Backbone features (eval mode) of float NCHW images in [0, 1], normalised as the test transform does;
+    under autocast on CUDA as `amp` says (the run's own setting where there is one)."""
     was_training = backbone.training
     backbone.eval()
     feats = []
     for chunk in x.split(batch_size):
-        with _autocast(device):
+        with autocast(device, amp):
             feats.append(backbone(normalize_pixels(chunk.to(device))).float())
     backbone.train(was_training)
     return torch.cat(feats)
 
 
 def extract_features(
-    backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512
+    backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512, amp: str = "bf16"
 ) -> torch.Tensor:
     """Backbone features of uint8 NHWC images under the test transform, in eval mode."""
     feats = [
-        pixel_features(backbone, to_pixels(torch.from_numpy(images[i : i + batch_size])), device, batch_size)
+        pixel_features(backbone, to_pixels(torch.from_numpy(images[i : i + batch_size])), device, batch_size, amp)
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(feats)
@@ -91,10 +95,6 @@ def equivariance_predictability(
     return float(100.0 * (pred == labels[~train]).float().mean())
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def knn_predict(
     bank: torch.Tensor,
     bank_labels: torch.Tensor,
@@ -117,10 +117,12 @@ def knn_predict(
     return torch.cat(preds)
 
 
-def knn_accuracy(backbone: nn.Module, data: CifarData, device: torch.device, k: int = 200, t: float = 0.1) -> float:
+def knn_accuracy(
+    backbone: nn.Module, data: CifarData, device: torch.device, k: int = 200, t: float = 0.1, amp: str = "bf16"
+) -> float:
     """Top-1 % of the kNN classifier: training set (test transform) as memory bank, test set as queries."""
-    bank = extract_features(backbone, data.train_x, device)
-    queries = extract_features(backbone, data.test_x, device)
+    bank = extract_features(backbone, data.train_x, device, amp=amp)
+    queries = extract_features(backbone, data.test_x, device, amp=amp)
     labels = torch.from_numpy(data.train_y).to(device)
     pred = knn_predict(bank, labels, queries, k, t)
     return float(100.0 * (pred.cpu().numpy() == data.test_y).mean())
@@ -137,17 +139,19 @@ def linear_probe(
     seed: int = 0,
     workers: int = 0,
     progress: bool = True,
+    amp: str = "bf16",
 ) -> float:
     """Train Linear(features -> 10) on a frozen copy of the backbone; return test top-1 %.
 
     The protocol of the official code: SGD lr 30, momentum 0.9, no weight decay, per-step cosine, bicubic
     RandomResizedCrop + flip for training, Resize(36) + CenterCrop(32) for testing. One fix: the test accuracy is
-    counted over all test images, not averaged over batches of unequal size (as the official code does).
+    counted over all test images (the official code averages per-batch accuracies over batches of unequal size).
     """
     frozen = copy.deepcopy(backbone).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     head = nn.Linear(frozen.feature_dim, int(data.train_y.max()) + 1).to(device)
-    with torch.random.fork_rng(devices=[]):
+    # The head's initial weights come from `seed` without moving the caller's generators, the GPU's included.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         head.reset_parameters()
     opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
@@ -172,7 +176,7 @@ def linear_probe(
         for (x,), y in train_dl:
             for group in opt.param_groups:
                 group["lr"] = cosine_lr(step, total, lr)
-            with torch.no_grad(), _autocast(device):
+            with torch.no_grad(), autocast(device, amp):
                 feats = frozen(x.to(device)).float()
             loss = F.cross_entropy(head(feats), y.to(device))
             opt.zero_grad(set_to_none=True)
@@ -191,7 +195,7 @@ def linear_probe(
     correct = 0
     with torch.no_grad():
         for (x,), y in test_dl:
-            with _autocast(device):
+            with autocast(device, amp):
                 feats = frozen(x.to(device)).float()
             correct += (head(feats).argmax(1).cpu() == y).sum().item()
     return 100.0 * correct / len(data.test_y)

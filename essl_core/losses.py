@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 
+def full_precision(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Compute `loss` in (at least) float32 outside autocast: half-precision tensor arguments are cast to float32
+    and its matmuls do not drop back to bf16/fp16 (the official code computes its losses in float32)."""
+
+    def widen(a):
+        return a.float() if isinstance(a, torch.Tensor) and a.dtype in (torch.float16, torch.bfloat16) else a
+
+    @functools.wraps(loss)
+    def wrapped(*args, **kwargs):
+        device = next(a.device.type for a in args if isinstance(a, torch.Tensor))
+        with torch.autocast(device, enabled=False):
+            return loss(*map(widen, args), **kwargs)
+
+    return wrapped
+
+
+@full_precision
 def cross_view_infonce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """The official CIFAR InfoNCE: B x B cross-view logits only, symmetrised.
 
@@ -18,6 +38,7 @@ def cross_view_infonce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 
     return 0.5 * F.cross_entropy(logits, targets) + 0.5 * F.cross_entropy(logits.T, targets)
 
 
+@full_precision
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
     """Standard NT-Xent (SimCLR paper): 2B anchors, one positive and 2B-2 negatives each."""
     z = F.normalize(torch.cat([z1, z2]), dim=1)
@@ -33,11 +54,13 @@ def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return -F.cosine_similarity(p, z.detach(), dim=1).mean()
 
 
+@full_precision
 def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     """The symmetrised SimSiam loss 1/2 D(p1, sg z2) + 1/2 D(p2, sg z1)."""
     return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
 
 
+@full_precision
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float = 0.0051) -> torch.Tensor:
     """Barlow Twins: c = standardised(z1)^T standardised(z2) / B (each feature standardised over the batch, as
     the official code's BatchNorm without affine parameters does in training), then

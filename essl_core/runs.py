@@ -170,7 +170,7 @@ def evaluate_checkpoint(
     data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
     trainer = Trainer(recipe, Path(checkpoint).parent, dev, data, progress)
     trainer.load_state(ckpt)
-    knn = knn_accuracy(trainer.model.backbone, data, dev, recipe.knn_k, recipe.knn_t)
+    knn = knn_accuracy(trainer.model.backbone, data, dev, recipe.knn_k, recipe.knn_t, recipe.amp)
     record = _record("eval", trainer, knn, start, origin)
     record["checkpoint"] = {"path": str(Path(checkpoint).resolve()), "epoch": ckpt["epoch"]}
     write_record(out or Path(checkpoint).with_name(EVAL), record)

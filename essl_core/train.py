@@ -17,7 +17,7 @@ from .augment import ReferenceViews, ViewPipeline
 from .batched_views import BatchedViews
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from .data import CifarData
-from .device import seed_everything
+from .device import amp_dtype, autocast, seed_everything
 from .errors import EsslError
 from .evaluate import knn_accuracy, linear_probe
 from .groups import GROUPS
@@ -66,7 +66,7 @@ class Trainer:
             weight_decay=r.weight_decay,
             fused=cuda_fast or None,
         )
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(r.amp) if dev.type == "cuda" else None
+        self.amp_dtype = amp_dtype(dev, r.amp)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.views = make_views(r, self.data.train_x, self.model.view_sizes(), dev)
         self.total_steps = r.epochs * self.views.steps_per_epoch
@@ -131,9 +131,7 @@ class Trainer:
                 group["lr"] = lr
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-        with torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
-        ):
+        with autocast(self.device, self.recipe.amp):
             out = self.forward(*views)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
@@ -203,7 +201,7 @@ class Trainer:
             entry["knn_top1"] = None
             if self.epoch % r.knn_every == 0 or last:
                 k0 = time.perf_counter()
-                entry["knn_top1"] = knn_accuracy(self.model.backbone, self.data, self.device, r.knn_k, r.knn_t)
+                entry["knn_top1"] = knn_accuracy(self.model.backbone, self.data, self.device, r.knn_k, r.knn_t, r.amp)
                 entry["knn_time_s"] = time.perf_counter() - k0
             self.wall_time += time.perf_counter() - t0
             self.history.append(entry)
@@ -237,6 +235,7 @@ class Trainer:
                     seed=r.seed + i,
                     workers=r.workers,
                     progress=self.progress,
+                    amp=r.amp,
                 )
             )
         probe = {

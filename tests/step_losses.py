@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from essl_core.recipes import get_recipe
-from essl_core.results import git_commit
+from essl_core.results import cpu_name, git_commit
 from essl_core.runs import pretrain
 
 GOLDEN = Path(__file__).parent / "golden" / "step_losses.json"
@@ -43,6 +43,11 @@ def recorded_backward() -> Iterator[list[float]]:
         yield values
     finally:
         torch.Tensor.backward = original
+
+
+def machine_key() -> str:
+    """The CPU model and the instruction set torch's kernels use: what decides the last bits of a float sum."""
+    return f"{cpu_name()}, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def cifar_run(name: str, data_root: Path, overrides: dict | None = None) -> Callable[[Path], None]:
@@ -107,6 +112,7 @@ def main() -> None:
         print(f"{name}: {len(golden['runs'][name])} losses")
     golden["note"] = "per-backward loss values of seeded smoke runs on the CPU, one torch thread"
     golden["provenance"] = {"git": git_commit(), "torch": torch.__version__}
+    golden["cpu"] = machine_key()
     args.write.parent.mkdir(parents=True, exist_ok=True)
     args.write.write_text(json.dumps(golden, indent=1) + "\n")
 

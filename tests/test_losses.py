@@ -94,3 +94,19 @@ def test_barlow_twins_matches_the_formula_computed_by_hand():
     # Identical, decorrelated views reach the minimum (c = identity) up to the variance epsilon.
     z = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
     assert barlow_twins_loss(z, z).item() < 1e-8
+
+
+@pytest.mark.parametrize("name", ["cross_view_infonce", "nt_xent", "barlow_twins_loss"])
+def test_losses_are_computed_in_float32_even_under_autocast(name):
+    import essl_core.losses as losses
+
+    loss = getattr(losses, name)
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(16, 64), torch.randn(16, 64)
+    plain = loss(z1, z2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = loss(z1.bfloat16(), z2.bfloat16())
+        assert (z1 @ z2.T).dtype == torch.bfloat16  # what autocast would do to the logits otherwise
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, loss(z1.bfloat16().float(), z2.bfloat16().float()))
+    assert torch.isfinite(plain)

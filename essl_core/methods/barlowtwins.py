@@ -19,4 +19,4 @@ class BarlowTwins(Method):
         self.projector = barlow_twins_projector(feature_dim, self.recipe.proj_hidden, self.recipe.proj_dim)
 
     def invariance_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
-        return barlow_twins_loss(z1.float(), z2.float(), OFF_DIAGONAL_WEIGHT)
+        return barlow_twins_loss(z1, z2, OFF_DIAGONAL_WEIGHT)

@@ -19,4 +19,4 @@ class SimCLR(Method):
     def invariance_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         r = self.recipe
         loss_fn = cross_view_infonce if r.ssl_loss == "cross_view" else nt_xent
-        return loss_fn(z1.float(), z2.float(), r.temperature)
+        return loss_fn(z1, z2, r.temperature)

@@ -23,7 +23,7 @@ class SimSiam(Method):
 
     def invariance_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        return simsiam_loss(p1.float(), p2.float(), z1.float(), z2.float())
+        return simsiam_loss(p1, p2, z1, z2)
 
     def param_groups(self) -> list[dict]:
         predictor = {id(p) for p in self.predictor.parameters()}
