@@ -121,7 +121,10 @@ def loader(
         num_workers=workers,
         generator=generator,
         pin_memory=torch.cuda.is_available(),
+        # A new loader per epoch, seeded by the epoch, keeps a resumed run exact; so no persistent workers. A
+        # worker stuck for 5 minutes (e.g. a full /dev/shm) is an error instead of a silent hang.
         persistent_workers=False,
+        timeout=300 if workers > 0 else 0,
     )
 
 

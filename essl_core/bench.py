@@ -25,6 +25,7 @@ from .augment import ViewPipeline
 from .checkpoint import recipe_dict
 from .data import load_cifar10
 from .device import resolve_device
+from .errors import attempt
 from .layout import RUNS, bench_record
 from .recipes import Recipe, get_recipe
 from .results import dataset_info, make_record, peak_memory, provenance, write_record
@@ -178,43 +179,49 @@ def run_bench(
         f"bench {recipe.name}, {tier} tier, {origin['device_name']}, batch {recipe.batch_size}, "
         f"width {recipe.width}: {steps} timed steps after {warmup} warm-up steps per path"
     )
+    failures: dict[str, str] = {}  # each part but the fast path's timing is optional: a failure is recorded
     with tempfile.TemporaryDirectory() as tmp:
-        reference = Trainer(reference_recipe, Path(tmp), dev, data, progress=False, fast=False)
-        ref = time_training(reference, warmup, steps)
-        del reference
-        say(
-            f"reference (PIL views in {workers} DataLoader worker(s), official step): "
-            f"{ref['images_per_s']:,.0f} source images/s"
-        )
+
+        def time_reference() -> dict:
+            reference = Trainer(reference_recipe, Path(tmp), dev, data, progress=False, fast=False)
+            return time_training(reference, warmup, steps)
+
+        ref = attempt("reference", time_reference, failures)
+        if ref:
+            say(
+                f"reference (PIL views in {workers} DataLoader worker(s), official step): "
+                f"{ref['images_per_s']:,.0f} source images/s"
+            )
         fast = Trainer(fast_recipe, Path(tmp), dev, data, progress=False, fast=True)
         fst = time_training(fast, warmup, steps)
-        fst["host_syncs_per_step"] = host_syncs_per_step(fast)
-        flops = flops_per_image(fast.model, next(fast.views.epoch(0)), fast.amp_dtype)
-    ratio = fst["images_per_s"] / ref["images_per_s"]
-    kornia = kornia_views_per_s(recipe, data.train_x, dev, steps)
+        fst["host_syncs_per_step"] = attempt("host syncs", lambda: host_syncs_per_step(fast), failures)
+        flops = attempt(
+            "flop count", lambda: flops_per_image(fast.model, next(fast.views.epoch(0)), fast.amp_dtype), failures
+        )
+    ratio = fst["images_per_s"] / ref["images_per_s"] if ref else None
+    kornia = attempt("kornia", lambda: kornia_views_per_s(recipe, data.train_x, dev, steps), failures)
     peak_name, peak = peak_flops(dev)
-    mfu = fst["images_per_s"] * flops / peak if peak else None
+    mfu = fst["images_per_s"] * flops / peak if peak and flops else None
     say(
         f"fast (batched on-device views, {'compiled ' if recipe.compile else ''}fast step): "
         f"{fst['images_per_s']:,.0f} source images/s"
     )
-    say(f"ratio fast / reference: {ratio:.2f}x")
+    if ratio:
+        say(f"ratio fast / reference: {ratio:.2f}x")
     if fst["host_syncs_per_step"] is not None:
         say(f"host synchronisations per fast step (CUDA sync debug mode): {fst['host_syncs_per_step']:g}")
     say(
-        f"augmentation alone (all views of a step): reference {ref['augment_images_per_s']:,.0f} img/s "
-        f"with {workers} worker(s), batched {fst['augment_images_per_s']:,.0f} img/s"
-        + (f", kornia {kornia['images_per_s']:,.0f} img/s" if kornia else ", kornia not installed")
+        f"augmentation alone (all views of a step): batched {fst['augment_images_per_s']:,.0f} img/s"
+        + (f", reference {ref['augment_images_per_s']:,.0f} img/s with {workers} worker(s)" if ref else "")
+        + (f", kornia {kornia['images_per_s']:,.0f} img/s" if kornia else ", no kornia")
     )
-    say(
-        f"peak memory ({fst['peak_memory']['kind']}): reference {ref['peak_memory']['bytes'] / 2**20:,.0f} MiB, "
-        f"fast {fst['peak_memory']['bytes'] / 2**20:,.0f} MiB"
-    )
-    achieved = fst["images_per_s"] * flops
-    say(
-        f"model FLOPs per source image {flops / 1e9:.3f} GFLOP; fast path {achieved / 1e12:.3f} TFLOP/s"
-        + (f", MFU {mfu:.1%} of the {peak_name} bf16 peak {peak / 1e12:.0f} TFLOP/s" if mfu else "")
-    )
+    say(f"peak memory ({fst['peak_memory']['kind']}): fast {fst['peak_memory']['bytes'] / 2**20:,.0f} MiB")
+    achieved = fst["images_per_s"] * flops if flops else None
+    if achieved:
+        say(
+            f"model FLOPs per source image {flops / 1e9:.3f} GFLOP; fast path {achieved / 1e12:.3f} TFLOP/s"
+            + (f", MFU {mfu:.1%} of the {peak_name} bf16 peak {peak / 1e12:.0f} TFLOP/s" if mfu else "")
+        )
     record = make_record(
         "bench",
         recipe=recipe.name,
@@ -223,7 +230,8 @@ def run_bench(
         seeds={"pretrain": recipe.seed},
         dataset=dataset_info(data.meta),
         metrics={
-            "reference": {
+            "reference": ref
+            and {
                 **ref,
                 "workers": workers,
                 "pipeline": "PIL per image in DataLoader workers",
@@ -242,6 +250,7 @@ def run_bench(
             "mfu": mfu,
             "warmup_steps": warmup,
             "timed_steps": steps,
+            "failures": failures,
         },
         provenance=origin,
     )
@@ -249,3 +258,14 @@ def run_bench(
     write_record(path, record)
     say(f"record: {path}")
     return record
+
+
+def fast_throughput(recipe_name: str, tier: str, device: torch.device, data_root: str | Path | None = None) -> float:
+    """The fast path's training throughput alone (source images/s): what the GPU runner budgets its runs with
+    when the full benchmark failed."""
+    recipe = get_recipe(recipe_name, tier)
+    warmup, steps = get_tier(tier).bench_steps
+    data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(dataclasses.replace(recipe, augment="batched"), Path(tmp), device, data, progress=False)
+        return time_training(trainer, warmup, steps)["images_per_s"]

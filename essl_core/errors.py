@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class EsslError(Exception):
@@ -23,3 +26,14 @@ def run_command(action: Callable[[], object], interrupted: str = "interrupted") 
         print(interrupted, file=sys.stderr)
         return 130
     return 0
+
+
+def attempt(name: str, action: Callable[[], T], failures: dict[str, str]) -> T | None:
+    """Run one step of a longer job in its own guard: on any exception, note `name: error` in `failures`, say so
+    in one line and return None, so that the steps after it still run (the GPU runner, the benchmark)."""
+    try:
+        return action()
+    except Exception as exc:
+        failures[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        print(f"{name} failed: {failures[name]}", file=sys.stderr, flush=True)
+        return None

@@ -1,12 +1,13 @@
-"""The one command to run when a GPU machine is lent: `make gpu-run` (`python -m essl_core.gpu_run`).
+"""The one command to run when a GPU machine is lent: `bash scripts/gpu-run.sh` (`python -m essl_core.gpu_run`).
 
-It checks the GPU, checks the CIFAR-10 cache (scripts/gpu-run.sh prepares it from the copy `make gpu-carry`
-put in `.gpu/`), runs the benchmark, times the
-photonic band solver (cells/s), then trains E-SimCLR and SimCLR at the full recipe for as many epochs as fit the
-time left before a deadline
-(the epoch count is fixed before training starts, from the benchmark's fast-path throughput, so the lr
-schedule is the recipe's cosine over those epochs), with kNN curves and a short linear probe. Every record
-goes to `$OUT` (or `book/results/`) as soon as it exists, so a run cut short still returns what it finished.
+Steps, each in its own guard so that a failure is recorded and the next step still runs: the machine's facts
+(/dev/shm, CPUs, GPU and its power limit), the benchmark (its reference half, the FLOP count and kornia each
+guarded inside it), the photonic band solver's cells/s, then E-SimCLR and SimCLR at the full recipe for as many
+epochs as fit before the deadline (fixed before each run from the measured fast-path throughput, so the lr
+schedule is the recipe's cosine over those epochs), and last, when time is left, the pair that tests our
+deviations: E-SimCLR with the reference pipeline and fp16, same seed and epochs as our default run. The
+deadline counts from the start of the process. Every record goes to `$OUT` (or `book/results/`) as soon as it
+exists, with `gpu-run-steps.json` saying what each step did; a run cut short still returns what it finished.
 At `--tier smoke` the same steps run on the CPU in seconds (tested).
 """
 
@@ -22,15 +23,18 @@ from pathlib import Path
 
 import torch
 
-from .bench import run_bench
+from .bench import fast_throughput, run_bench
 from .data import load_cifar10
-from .errors import EsslError, run_command
+from .device import resolve_device
+from .errors import EsslError, attempt, run_command
 from .layout import RUNS, bench_record, pretrain_run_dir, record_file
 from .photonics.compare import run_compare
 from .recipes import get_recipe
-from .results import write_record
+from .results import make_record, provenance, write_record
 from .runs import pretrain
 
+PROCESS_START = time.monotonic()  # importing this module is the start of `python -m essl_core.gpu_run`
+DEFAULT_DEADLINE_S = {"full": 500.0, "smoke": 30.0}  # of a 600 s lease command; smoke: the CPU rehearsal
 RECIPES = ("cifar10-esimclr", "cifar10-simclr")
 # Evaluation inside the budget: one short linear probe instead of the paper's 5 x 100 epochs (labelled by
 # the record's config), and about ten kNN points per curve.
@@ -42,68 +46,173 @@ def epochs_for_budget(seconds: float, images_per_s: float, train_images: int, ov
     return max(1, int(seconds * images_per_s / (train_images * overhead)))
 
 
-def gpu_report(out: Path) -> str:
-    """nvidia-smi's full query (name, power limit, clocks) into `out`; returns the GPU's name."""
-    if not torch.cuda.is_available():
-        return "no CUDA device"
-    if shutil.which("nvidia-smi"):
-        query = subprocess.run(["nvidia-smi", "-q"], capture_output=True, text=True, timeout=60)
-        (out / "nvidia-smi.txt").write_text(query.stdout)
-    return torch.cuda.get_device_name(0)
+def environment(out: Path, device: torch.device) -> dict:
+    """What limits this machine, printed and recorded first: /dev/shm, CPUs, the GPU and its power limit."""
+    facts = {"cpu_count": os.cpu_count(), "torch": torch.__version__, "device": str(device)}
+    if Path("/dev/shm").exists():
+        facts["dev_shm_bytes"] = shutil.disk_usage("/dev/shm").total
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["gpu_memory_bytes"] = torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cuda" and shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=power.limit,power.max_limit,clocks.max.sm", "--format=csv,noheader"]
+        facts["nvidia_smi"] = subprocess.run(query, capture_output=True, text=True, timeout=60).stdout.strip()
+        full = subprocess.run(["nvidia-smi", "-q"], capture_output=True, text=True, timeout=60)
+        (out / "nvidia-smi.txt").write_text(full.stdout)
+    print("gpu-run: " + ", ".join(f"{k} {v}" for k, v in facts.items()), flush=True)
+    return facts
 
 
-def gpu_run(tier: str, out: Path, *, deadline_s: float, data_root: Path | None = None) -> list[Path]:
-    """Benchmark, then the two budgeted pretraining runs; returns the records written."""
-    start = time.perf_counter()
+class Steps:
+    """The runner's steps: each runs in its own guard; `gpu-run-steps.json` is rewritten after every one."""
+
+    def __init__(self, out: Path, tier: str, deadline_s: float, device: torch.device) -> None:
+        self.out, self.device, self.written = out, device, []
+        self.record = make_record("gpu-run", tier=tier, deadline_s=deadline_s, steps={}, provenance=provenance(device))
+
+    def run(self, name: str, action):
+        """Run `action()`; record its status, error text and seconds; return its value (None if it failed)."""
+        t0, failures = time.monotonic(), {}
+        value = attempt(name, action, failures)
+        self.record["steps"][name] = {
+            "status": "failed" if failures else "ok",
+            "error": failures.get(name),
+            "seconds": time.monotonic() - t0,
+        }
+        self.written.append(write_record(self.out / "gpu-run-steps.json", self.record))
+        return value
+
+    def skip(self, name: str, why: str) -> None:
+        self.record["steps"][name] = {"status": "skipped", "error": why, "seconds": 0.0}
+        print(f"gpu-run: {name} skipped: {why}", flush=True)
+        write_record(self.out / "gpu-run-steps.json", self.record)
+
+
+def train_budgeted(name: str, tier: str, epochs: int, steps_name: str, data_root, device: str, out: Path, **changes):
+    """One pretraining run of `epochs` epochs (the recipe's warm-up fraction, a complete cosine, ~10 kNN points,
+    one short probe); its record goes to `out` at once."""
+    recipe = get_recipe(name, tier)
+    budgeted = dict(
+        epochs=epochs,
+        warmup_epochs=max(1, round(recipe.warmup_epochs * epochs / recipe.epochs)),
+        knn_every=max(1, epochs // 10),
+        **GPU_RUN_EVAL,
+        **changes,
+    )
+    recipe = get_recipe(name, tier, budgeted)
+    run_dir = pretrain_run_dir(RUNS / "gpu-run" / steps_name, name, tier, recipe.seed)
+    record = pretrain(recipe, run_dir, data_root=data_root, device=device, restart=True, progress=False)
+    suffix = [f"{epochs}ep"] + [f"{k}-{v}" for k, v in sorted(changes.items())]
+    return write_record(out / record_file(name, tier, *suffix), record), record
+
+
+def gpu_run(
+    tier: str,
+    out: Path,
+    *,
+    deadline_s: float | None = None,
+    data_root: Path | None = None,
+    device: str = "auto",
+    started: float | None = None,
+) -> list[Path]:
+    """Every step of the lease (see the module's docstring); returns the records written. The deadline counts
+    from `started` (time.monotonic(); the command passes its process start), else from this call."""
+    deadline_s = deadline_s or DEFAULT_DEADLINE_S[tier]
+    started = time.monotonic() if started is None else started
+
+    def seconds_left() -> float:
+        return deadline_s - (time.monotonic() - started)
+
     out.mkdir(parents=True, exist_ok=True)
-    if tier == "full" and not torch.cuda.is_available():
+    dev = resolve_device(device)
+    if tier == "full" and dev.type != "cuda":
         raise EsslError("the full tier of gpu-run needs a CUDA GPU; use --tier smoke to try it on the CPU")
-    print(f"gpu-run: {gpu_report(out)}, torch {torch.__version__}, tier {tier}, deadline {deadline_s:.0f} s")
     load_cifar10(data_root)  # a one-line error now, not after the benchmark, if the cache is missing
-    bench = run_bench("cifar10-esimclr", tier, data_root=data_root, record_dir=out)
-    written = [out / bench_record("cifar10-esimclr", tier, bench["provenance"]["device"])]
-    fast_images_per_s = bench["metrics"]["fast"]["images_per_s"]
+    steps = Steps(out, tier, deadline_s, dev)
+    steps.record["environment"] = steps.run("environment", lambda: environment(out, dev))
+    print(f"gpu-run: tier {tier}, deadline {deadline_s:.0f} s, {seconds_left():.0f} s left", flush=True)
+
+    bench = steps.run(
+        "bench", lambda: run_bench("cifar10-esimclr", tier, device=device, data_root=data_root, record_dir=out)
+    )
+    if bench:
+        steps.written.append(out / bench_record("cifar10-esimclr", tier, dev.type))
+        speed = bench["metrics"]["fast"]["images_per_s"]
+    else:  # training still needs a throughput for its budget: measure the fast path alone
+        speed = steps.run("fast throughput", lambda: fast_throughput("cifar10-esimclr", tier, dev, data_root))
     # The photonic band solver's cells/s on this device (MPB is compared on the build machine, not here).
-    # Never run on CUDA before this script: a failure is reported and the training runs still happen.
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        solver = run_compare(1 if tier == "smoke" else 3, device, frontend=None)
-        written.append(write_record(out / record_file("photonics-solver", device.type), solver))
-    except Exception as exc:
-        print(f"gpu-run: the photonic solver step failed on {device}: {exc!r}", flush=True)
-    for i, name in enumerate(RECIPES):
-        left = deadline_s - (time.perf_counter() - start)
+    solver = steps.run("photonic solver", lambda: run_compare(1 if tier == "smoke" else 3, dev, frontend=None))
+    if solver:
+        steps.written.append(write_record(out / record_file("photonics-solver", dev.type), solver))
+
+    # Time for training: E-SimCLR and SimCLR get equal shares; when the benchmark measured how much slower the
+    # reference path is (`ratio`), the deviations pair (E-SimCLR again, reference views and fp16, same epochs)
+    # gets ratio shares more, so that it fits: left = shares x (2 + ratio) + a reserve per run.
+    reserve = 20 if tier == "full" else 2  # per run: its probe and final kNN
+    ratio = bench["metrics"]["ratio"] if bench else None
+    runs_planned = 3 if ratio else 2
+    share = (seconds_left() - reserve * runs_planned) / (2 + (ratio or 0))
+    runs = {}
+    for name in RECIPES:
         recipe = get_recipe(name, tier)
-        train_images = recipe.train_subset or 50_000
+        if share <= 0 or seconds_left() < 2 * reserve:
+            steps.skip(f"train {name}", f"no time left ({seconds_left():.0f} s)")
+            continue
         # SimCLR has no rotation branch: about 1.5x the E-SimCLR throughput (6.7 vs 10.2 GFLOP per image).
-        speed = fast_images_per_s * (1.0 if recipe.e_branch else 1.5)
-        # Each run gets an equal share of what is left, less a reserve for its probe and the final kNN.
-        share = left / (len(RECIPES) - i) - (20 if tier == "full" else 2)
-        epochs = epochs_for_budget(share, speed, train_images)
-        budgeted = dict(
-            epochs=epochs,
-            warmup_epochs=max(1, round(recipe.warmup_epochs * epochs / recipe.epochs)),  # the recipe's fraction
-            knn_every=max(1, epochs // 10),
-            **GPU_RUN_EVAL,
-        )
-        recipe = get_recipe(name, tier, budgeted)
+        run_speed = speed * (1.0 if recipe.e_branch else 1.5) if speed else None
+        budget = epochs_for_budget(share, run_speed, recipe.train_subset or 50_000) if run_speed else 1
+        epochs = min(budget, recipe.epochs)  # never more than the tier's recipe (800 at full, 2 at smoke)
         print(f"gpu-run: {name}, {epochs} epochs in a share of {share:.0f} s", flush=True)
-        run_dir = pretrain_run_dir(RUNS / "gpu-run", name, tier, recipe.seed)
-        record = pretrain(recipe, run_dir, data_root=data_root, restart=True)
-        path = write_record(out / record_file(name, tier, f"{epochs}ep"), record)
-        written.append(path)
-    print(f"gpu-run: done in {time.perf_counter() - start:.0f} s; records: {', '.join(p.name for p in written)}")
+        result = steps.run(
+            f"train {name}", lambda n=name, e=epochs: train_budgeted(n, tier, e, "main", data_root, device, out)
+        )
+        if result:
+            steps.written.append(result[0])
+            runs[name] = result[1]
+
+    # Our deviations (batched views, bf16) against the official pipeline and precision, same seed and epochs.
+    main = runs.get("cifar10-esimclr")
+    need = main and ratio and main["timing"]["train_wall_time_s"] * ratio + reserve
+    if not need:
+        steps.skip("deviations pair", "no E-SimCLR run or no measured reference speed to plan it with")
+    elif need > seconds_left():
+        steps.skip("deviations pair", f"needs about {need:.0f} s, {seconds_left():.0f} s left")
+    else:
+        amp = "fp16" if dev.type == "cuda" else "off"
+        epochs = main["config"]["epochs"]
+        pair = dict(augment="reference", amp=amp)
+        result = steps.run(
+            "deviations pair",
+            lambda: train_budgeted("cifar10-esimclr", tier, epochs, "pair", data_root, device, out, **pair),
+        )
+        if result:
+            steps.written.append(result[0])
+    took = time.monotonic() - started
+    written = sorted(set(steps.written))
+    print(f"gpu-run: done {took:.0f} s after the start; records: {', '.join(p.name for p in written)}")
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m essl_core.gpu_run", description=__doc__.splitlines()[0])
-    parser.add_argument("--tier", default="full", choices=("smoke", "full"))
+    parser.add_argument("--tier", default="full", choices=tuple(DEFAULT_DEADLINE_S))
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "book/results"))
-    parser.add_argument("--deadline-s", type=float, default=540, help="seconds for everything (default 540)")
+    parser.add_argument(
+        "--deadline-s", type=float, help="seconds from process start for everything (default: 500 full, 30 smoke)"
+    )
     parser.add_argument("--data-root", type=Path, help="the prepared CIFAR-10 cache (default: $ESSL_DATA or ./data)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
-    return run_command(lambda: gpu_run(args.tier, args.out, deadline_s=args.deadline_s, data_root=args.data_root))
+    return run_command(
+        lambda: gpu_run(
+            args.tier,
+            args.out,
+            deadline_s=args.deadline_s,
+            data_root=args.data_root,
+            device=args.device,
+            started=PROCESS_START,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""The prepared GPU script, end to end on the CPU at the smoke tier, and its epoch budget."""
+"""The GPU runner, end to end on the CPU at the smoke tier: every step, and every step surviving the failure of
+the others (each injected failure is recorded, and the later steps still write their records)."""
 
 from __future__ import annotations
 
+import json
+
+import essl_core.bench as bench
+import essl_core.gpu_run as gpu_run_module
 from essl_core.gpu_run import epochs_for_budget, gpu_run
 from essl_core.results import read_record
 
@@ -12,19 +17,85 @@ def test_epochs_for_budget():
     assert epochs_for_budget(1, 10, 50_000) == 1  # never zero
 
 
-def test_gpu_run_smoke_writes_bench_and_both_training_records(cifar_root, tmp_path, monkeypatch):
+def _run(cifar_root, tmp_path, monkeypatch) -> tuple[dict, dict]:
     monkeypatch.chdir(tmp_path)  # its run directories go under runs/ here
-    written = gpu_run("smoke", tmp_path / "out", deadline_s=30, data_root=cifar_root)
+    written = gpu_run("smoke", tmp_path / "out", deadline_s=600, data_root=cifar_root)
     records = {p.name: read_record(p) for p in written}
-    assert sorted(r["kind"] for r in records.values()) == ["bench", "photonics-solver", "pretrain", "pretrain"]
-    bench = next(r for r in records.values() if r["kind"] == "bench")
-    assert bench["metrics"]["reference"]["images_per_s"] > 0 and bench["metrics"]["fast"]["images_per_s"] > 0
-    for record in records.values():
-        if record["kind"] == "pretrain":
-            epochs = record["config"]["epochs"]
-            assert record["metrics"]["epochs_trained"] == epochs >= 1
-            assert record["config"]["probe_runs"] == 1 and record["config"]["augment"] == "batched"
-            assert len(record["curves"]["knn_top1"]) == epochs
-    assert {r["recipe"] for r in records.values() if r["kind"] == "pretrain"} == {"cifar10-esimclr", "cifar10-simclr"}
-    solver = next(r for r in records.values() if r["kind"] == "photonics-solver")
-    assert solver["summary"]["ours_cells_per_s"] > 0 and solver["config"]["mpb"] is None
+    return records, records["gpu-run-steps.json"]["steps"]
+
+
+def _fail(monkeypatch, module, name: str) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"injected failure in {name}")
+
+    monkeypatch.setattr(module, name, broken)
+
+
+def test_every_step_writes_its_record(cifar_root, tmp_path, monkeypatch):
+    records, steps = _run(cifar_root, tmp_path, monkeypatch)
+    assert all(s["status"] == "ok" for s in steps.values()), steps
+    assert set(steps) == {"environment", "bench", "photonic solver", "train cifar10-esimclr", "train cifar10-simclr",
+                          "deviations pair"}  # fmt: skip
+    assert records["gpu-run-steps.json"]["environment"]["cpu_count"] >= 1
+    kinds = sorted(r["kind"] for r in records.values())
+    assert kinds == ["bench", "gpu-run", "photonics-solver", "pretrain", "pretrain", "pretrain"]
+    pretrains = [r for r in records.values() if r["kind"] == "pretrain"]
+    for record in pretrains:
+        assert 1 <= record["metrics"]["epochs_trained"] == record["config"]["epochs"] <= 2  # capped at the tier's
+        assert record["config"]["probe_runs"] == 1
+    esimclr = [r for r in pretrains if r["recipe"] == "cifar10-esimclr"]
+    main, pair = sorted(esimclr, key=lambda r: r["config"]["augment"])
+    assert (pair["config"]["augment"], main["config"]["augment"]) == ("reference", "batched")
+    assert pair["config"]["seed"] == main["config"]["seed"] and pair["config"]["epochs"] == main["config"]["epochs"]
+    assert records["bench-cifar10-esimclr-smoke-cpu.json"]["metrics"]["failures"] == {}
+
+
+def test_failures_inside_the_benchmark_and_of_whole_steps_are_recorded_and_the_rest_still_runs(
+    cifar_root, tmp_path, monkeypatch
+):
+    _fail(monkeypatch, gpu_run_module, "environment")
+    _fail(monkeypatch, bench, "kornia_views_per_s")
+    _fail(monkeypatch, bench, "flops_per_image")
+    monkeypatch.setattr(bench, "time_training", _reference_fails(bench.time_training))  # the fast half runs
+    _fail(monkeypatch, gpu_run_module, "run_compare")
+    records, steps = _run(cifar_root, tmp_path, monkeypatch)
+    assert steps["environment"]["status"] == "failed" and "injected failure" in steps["environment"]["error"]
+    assert steps["photonic solver"]["status"] == "failed"
+    failures = records["bench-cifar10-esimclr-smoke-cpu.json"]["metrics"]["failures"]
+    assert set(failures) == {"reference", "kornia", "flop count"}
+    assert records["bench-cifar10-esimclr-smoke-cpu.json"]["metrics"]["ratio"] is None
+    assert steps["train cifar10-esimclr"]["status"] == steps["train cifar10-simclr"]["status"] == "ok"
+    assert steps["deviations pair"]["status"] == "skipped"  # no reference speed to plan it with
+    assert sorted(r["kind"] for r in records.values()).count("pretrain") == 2
+
+
+def _reference_fails(real):
+    def time_training(trainer, *args):
+        if not trainer.fast:
+            raise RuntimeError("injected failure in the reference half")
+        return real(trainer, *args)
+
+    return time_training
+
+
+def test_a_failed_benchmark_falls_back_to_a_measured_fast_throughput(cifar_root, tmp_path, monkeypatch):
+    _fail(monkeypatch, gpu_run_module, "run_bench")
+    real = gpu_run_module.train_budgeted
+
+    def esimclr_fails(name, *args, **kwargs):
+        if name == "cifar10-esimclr":
+            raise RuntimeError("injected failure in E-SimCLR's training")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(gpu_run_module, "train_budgeted", esimclr_fails)
+    records, steps = _run(cifar_root, tmp_path, monkeypatch)
+    assert steps["bench"]["status"] == "failed" and steps["fast throughput"]["status"] == "ok"
+    assert (
+        steps["train cifar10-esimclr"]["status"] == "failed" and "injected" in steps["train cifar10-esimclr"]["error"]
+    )
+    assert steps["train cifar10-simclr"]["status"] == "ok"
+    assert [r["recipe"] for r in records.values() if r["kind"] == "pretrain"] == ["cifar10-simclr"]
+    assert steps["photonic solver"]["status"] == "ok" and "photonics-solver-cpu.json" in records
+    assert steps["deviations pair"]["status"] == "skipped"
+    saved = json.loads((tmp_path / "out" / "gpu-run-steps.json").read_text())
+    assert saved["steps"] == steps
