@@ -25,6 +25,7 @@ class Tier:
     study_seeds: tuple[int, ...] = (42,)
     measure: tuple[int, int] = (2000, 300)
     bench_steps: tuple[int, int] = (10, 50)  # the benchmark's (warm-up, timed) steps per path
+    gpu_deadline_s: float = 500.0  # the GPU runner's default deadline (of a 600 s lease command)
     photonics: dict = field(default_factory=dict)  # overrides of the photonics recipe
 
 
@@ -52,6 +53,7 @@ TIERS: dict[str, Tier] = {
         study=dict(train_subset=256, test_subset=100, epochs=1, warmup_epochs=0, checkpoint_every=1),
         measure=(32, 100),
         bench_steps=(2, 5),
+        gpu_deadline_s=30.0,  # the runner's CPU rehearsal
         photonics=dict(
             test=8,
             val=8,
