@@ -52,6 +52,7 @@ def test_records_round_trip_and_describe(tmp_path):
 
 def test_committed_records_are_valid():
     from essl_core.book import results_dir
+    from essl_core.layout import pretrain_record
 
     records = load_records(results_dir())
     paper = records["paper"]
@@ -59,4 +60,5 @@ def test_committed_records_are_valid():
     assert all(r["top1"] is None and not r["verified"] for r in paper["cifar10_linear_probe_top1"])
     for name, r in records.items():
         if r["kind"] == "pretrain":
-            assert name == f"{r['recipe']}-{r['tier']}" and r["provenance"]["git"]["commit"]
+            assert name + ".json" == pretrain_record(r["recipe"], r["tier"], r["seeds"]["pretrain"])
+            assert r["provenance"]["git"]["commit"]
