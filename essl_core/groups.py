@@ -135,7 +135,7 @@ HALF_TRANSLATION = Group(
     "half-cell translation", ("none", "half along W", "half along H", "half along both"), _half_shift
 )
 
-# The seven transformations of the paper's study (its Figure 1), in its order.
+# The seven transformations of the paper's transformation study, in its order.
 GROUPS: dict[str, Group] = {
     "hflip": HFLIP,
     "grayscale": GRAYSCALE,

@@ -54,7 +54,7 @@ class Recipe:
     # "reference": the official per-image PIL transforms in DataLoader workers. Same distribution (tested).
     augment: str = "batched"
     compile: bool = False  # torch.compile the model and the batched augmentation (pays off on CUDA)
-    # The transformation study (the paper's Figure 1): "crop" keeps only the random crop of the base
+    # The transformation study (the paper's first experiment): "crop" keeps only the random crop of the base
     # augmentations; `invariance` adds a random element of a group to every view (I-SSL); `equivariance` is
     # the group the E-branch predicts, from all its elements or `equivariance_copies` random ones per image.
     base_augment: str = "full"

@@ -1,4 +1,4 @@
-"""The transformation study (the paper's Figure 1 and §3): is it better to be invariant or equivariant to g?
+"""The transformation study (the paper's first experiment): is it better to be invariant or equivariant to g?
 
 SimCLR on CIFAR-10 with random crops as the only base augmentation (the baseline), plus one of the seven
 transformations either as an invariance (I-SSL: a random element of g applied to each view) or as an

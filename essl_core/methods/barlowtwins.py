@@ -1,4 +1,4 @@
-"""Barlow Twins (the paper's ImageNet code, paper §4.2): a three-layer projector and the cross-correlation loss
+"""Barlow Twins (the official `imagenet/barlowtwins/main.py`): a three-layer projector and the cross-correlation loss
 with off-diagonal weight 0.0051. Its E-head has no ReLU after the second LayerNorm, as SimSiam's."""
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class Method(nn.Module):
         ssl_scale * ssl + lmbd * rot."""
         r = self.recipe
         out = {"ssl": self.invariance_loss(self.embed(x1), self.embed(x2))}
-        out["loss"] = out["ssl"] if r.ssl_scale == 1 else r.ssl_scale * out["ssl"]
+        out["loss"] = r.ssl_scale * out["ssl"]
         if self.equivariance is not None:
             out["rot"], out["rot_acc"] = self.equivariance.loss(self.backbone, x3)
             out["loss"] = out["loss"] + r.lmbd * out["rot"]

@@ -1,1 +1,2 @@
-"""Photonic crystals: a plane-wave band solver, unit-cell generators and the density of states (paper §3.5-3.6)."""
+"""Photonic crystals: a plane-wave band solver, unit-cell generators and the density of states
+(the paper's photonics experiment)."""

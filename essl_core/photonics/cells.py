@@ -1,4 +1,4 @@
-"""Unit cells of 2D square-lattice photonic crystals as 32 x 32 permittivity images (paper §3.6).
+"""Unit cells of 2D square-lattice photonic crystals as 32 x 32 permittivity images (SIB-CL's recipe).
 
 Coordinates: the cell is [0, 1)^2, pixel (p, q) covers [p/R, (p+1)/R) x [q/R, (q+1)/R), first image axis x. The
 image stores each pixel's mean permittivity over 4 x 4 sub-samples: the TM field is parallel to every

@@ -112,5 +112,6 @@ def eldiff_baseline() -> torch.Tensor:
 
 
 def relative_error(pred: torch.Tensor, target: torch.Tensor, start: int = 100) -> torch.Tensor:
-    """The paper's metric per sample: sum_{i >= 100} |pred_i - y_i| / sum_{i >= 100} |y_i| (§4.3)."""
+    """The paper's metric per sample: sum_{i >= 100} |pred_i - y_i| / sum_{i >= 100} |y_i|, as the official
+    `photonics/` code computes it."""
     return (pred[:, start:] - target[:, start:]).abs().sum(1) / target[:, start:].abs().sum(1)

@@ -1,5 +1,5 @@
-"""The photonics experiment (the paper's §4.3): SimCLR, SimCLR + transformation, E-SimCLR and no pretraining,
-each fine-tuned to regress the DOS of labelled cells, over a sweep of label counts and seeds.
+"""The photonics experiment (the paper's third experiment): SimCLR, SimCLR + transformation, E-SimCLR and no
+pretraining, each fine-tuned to regress the DOS of labelled cells, over a sweep of label counts and seeds.
 
 Faithful to the official code (see `loops`), with one fix: model selection. The official number is the minimum
 *test* error over checkpoints and epochs; we select on a validation split and also report that official

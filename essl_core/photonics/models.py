@@ -1,4 +1,4 @@
-"""The photonics networks of the official code (paper §3.5): a 3-layer CNN encoder, the SSL projector, the
+"""The photonics networks of the official code: a 3-layer CNN encoder, the SSL projector, the
 transformation classifier and the DOS head. `width` scales the convolution channels (1 = the paper's)."""
 
 from __future__ import annotations

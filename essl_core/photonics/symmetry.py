@@ -1,4 +1,4 @@
-"""Symmetry augmentations of periodic unit cells, drawn per sample on the device (paper §3.5).
+"""Symmetry augmentations of periodic unit cells, drawn per sample on the device (the official `photonics/` code).
 
 A unit cell's DOS does not change under translations (periodic boundary conditions) or the square's point
 group, so these are label-preserving. Names follow the official flags.
