@@ -79,7 +79,7 @@ class Steps:
             "error": failures.get(name),
             "seconds": time.monotonic() - t0,
         }
-        self.written.append(write_record(self.out / "gpu-run-steps.json", self.record))
+        write_record(self.out / "gpu-run-steps.json", self.record)
         return value
 
     def skip(self, name: str, why: str) -> None:
@@ -188,7 +188,7 @@ def gpu_run(
         if result:
             steps.written.append(result[0])
     took = time.monotonic() - started
-    written = sorted(set(steps.written))
+    written = sorted({*steps.written, out / "gpu-run-steps.json"})
     print(f"gpu-run: done {took:.0f} s after the start; records: {', '.join(p.name for p in written)}")
     return written
 

@@ -18,24 +18,22 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import recipe_dict
-from ..data import data_root
 from ..device import resolve_device
 from ..io import write_json
 from ..layout import RESULT, RUNS, finetune_file, photonics_record, photonics_run_dir
 from ..results import make_record, peak_memory, provenance, read_record, write_record
 from .config import MODE_LABELS, PhotonicsRecipe, get_mode
 from .dataset import load_h5
-from .generate import generate
+from .generate import default_out, generate
 from .loops import finetune, pretrain
 from .selection import select, split_labelled, summary
 
 
 def data_files(family: str, recipe: PhotonicsRecipe, root: str | Path | None = None) -> tuple[Path, Path]:
-    """The labelled and unlabelled files the recipe uses (names as `generate.default_out` makes them)."""
-    folder = data_root(root) / "photonics"
+    """The labelled and unlabelled files the recipe uses."""
     return (
-        folder / f"{family}-{recipe.labelled}-s{recipe.labelled_seed}.h5",
-        folder / f"{family}-{recipe.unlabelled_count(family)}-s{recipe.unlabelled_seed}-ul.h5",
+        default_out(family, recipe.labelled, recipe.labelled_seed, True, root),
+        default_out(family, recipe.unlabelled_count(family), recipe.unlabelled_seed, False, root),
     )
 
 

@@ -30,8 +30,9 @@ SHARD = 8  # cells per shard: what an interruption can lose
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def default_out(family: str, count: int, seed: int, labelled: bool) -> Path:
-    return data_root() / "photonics" / f"{family}-{count}-s{seed}{'' if labelled else '-ul'}.h5"
+def default_out(family: str, count: int, seed: int, labelled: bool, root: str | Path | None = None) -> Path:
+    """Where a data file lives by default: DATA/photonics/FAMILY-COUNT-sSEED[-ul].h5."""
+    return data_root(root) / "photonics" / f"{family}-{count}-s{seed}{'' if labelled else '-ul'}.h5"
 
 
 def make_cell(family: str, seed: int, index: int, labelled: bool) -> dict[str, np.ndarray]:
