@@ -11,43 +11,36 @@ image sizes are verified, and it is written atomically.
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import io
 import pickle
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
 import numpy as np
-from PIL import Image
-from tqdm.auto import tqdm
 
 from essl_core.data import (
     CIFAR10_CLASSES,
     CIFAR10_PER_CLASS,
-    CifarData,
+    ImageData,
     cache_path,
     data_root,
     load_cifar10,
     save_cache,
 )
 from essl_core.errors import EsslError, run_command
+from essl_core.io import sha256_file
+
+from .imagefolder import copy_note, count_in_tar, items_from_dir, items_from_tar, open_image, progress
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp"}
-# IJG (libjpeg) standard luminance quantisation table (quality 50), row-major as Pillow reports it.
-_IJG_LUMA = np.array(
-    [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99],
-)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -110,41 +103,13 @@ def _pickles_from_tar(tar: tarfile.TarFile) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------------------------------------
 # ImageFolder trees (train/<class>/*, test/<class>/*), as a folder or a tarball
 # ---------------------------------------------------------------------------------------------------------
-def jpeg_quality(img: Image.Image) -> int | None:
-    """The IJG quality factor whose luminance table the JPEG uses, or None if it matches none."""
-    tables = getattr(img, "quantization", None)
-    return _quality_of_table(tuple(tables[0])) if tables and 0 in tables else None
-
-
-@functools.lru_cache(maxsize=64)
-def _quality_of_table(table: tuple[int, ...]) -> int | None:
-    luma = np.asarray(table)
-    for q in range(1, 101):
-        scale = 5000 / q if q < 50 else 200 - 2 * q
-        ref = np.clip((_IJG_LUMA * scale + 50) // 100, 1, 255)
-        if np.array_equal(ref, luma):
-            return q
-    return None
-
-
-def _split_class(path: PurePosixPath) -> tuple[str, str] | None:
-    """('train'|'test', class) for `.../train/<class>/<file>`, else None."""
-    parts = path.parts
-    if len(parts) >= 3 and parts[-3] in ("train", "test") and path.suffix.lower() in IMAGE_SUFFIXES:
-        return parts[-3], parts[-2]
-    return None
+SPLITS = ("train", "test")
 
 
 def _decode(raw: bytes, name: str, formats: dict) -> np.ndarray:
-    try:
-        img = Image.open(io.BytesIO(raw))
-        img.load()
-    except Exception as exc:
-        raise EsslError(f"{name} is not a readable image ({exc})") from None
+    img = open_image(raw, name, formats)
     if img.size != (32, 32):
         raise EsslError(f"{name} is {img.size[0]}x{img.size[1]} pixels; CIFAR-10 images are 32x32")
-    key = (img.format, jpeg_quality(img) if img.format == "JPEG" else None)
-    formats[key] = formats.get(key, 0) + 1
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
@@ -164,35 +129,9 @@ def _assemble_images(items: Iterable[tuple[str, str, str, bytes]], formats: dict
     return out
 
 
-def _images_from_dir(folder: Path) -> Iterator[tuple[str, str, str, bytes]]:
-    for path in sorted(folder.rglob("*")):
-        sc = _split_class(PurePosixPath(path.relative_to(folder).as_posix()))
-        if sc and path.is_file():
-            yield (*sc, str(path), path.read_bytes())
-
-
-def _images_from_tar(tar: tarfile.TarFile) -> Iterator[tuple[str, str, str, bytes]]:
-    for member in tar:
-        sc = _split_class(PurePosixPath(member.name))
-        if sc and member.isfile():
-            yield (*sc, member.name, tar.extractfile(member).read())
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Reading any source
 # ---------------------------------------------------------------------------------------------------------
-def _progress(items: Iterable, total: int | None, desc: str) -> Iterable:
-    return tqdm(items, total=total, desc=desc, unit="img", mininterval=1.0, file=sys.stderr, disable=None)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _qualified(name: str, note: str) -> str:
     """Add `note` to a dataset name: "CIFAR-10" -> "CIFAR-10 (note)", "X (a)" -> "X (a, note)"."""
     return f"{name[:-1]}, {note})" if name.endswith(")") else f"{name} ({note})"
@@ -200,13 +139,7 @@ def _qualified(name: str, note: str) -> str:
 
 def _name_for(formats: dict) -> tuple[str, dict]:
     """The dataset name for an ImageFolder source, from the image formats actually found."""
-    info = {f"{fmt}" + (f" q{q}" if q else ""): n for (fmt, q), n in formats.items()}
-    if len(formats) == 1:
-        ((fmt, q),) = formats
-        if fmt == "JPEG":
-            return (f"CIFAR-10 (JPEG q{q} copy)" if q else "CIFAR-10 (JPEG copy, unknown quality)"), info
-        return f"CIFAR-10 ({fmt} copy)", info
-    return "CIFAR-10 (mixed-format copy)", info
+    return f"CIFAR-10 ({copy_note(formats)})", dict(formats)
 
 
 def read_source(source: Path) -> tuple[dict, dict]:
@@ -221,12 +154,12 @@ def read_source(source: Path) -> tuple[dict, dict]:
             meta.update(format="cifar-10-python (folder)", name="CIFAR-10")
             return _assemble_pickles(_pickles_from_dir(batches)), meta
         if (source / "train").is_dir() or (source / "test").is_dir():
-            splits = _assemble_images(_progress(_images_from_dir(source), None, "decoding"), formats)
+            splits = _assemble_images(progress(items_from_dir(source, SPLITS), None, "decoding"), formats)
             name, info = _name_for(formats)
             meta.update(format="imagefolder (folder)", name=name, image_formats=info)
             return splits, meta
         raise EsslError(f"{source} holds neither cifar-10-batches-py nor train/<class>/ and test/<class>/ folders")
-    meta["source_sha256"] = _sha256(source)
+    meta["source_sha256"] = sha256_file(source)
     try:
         with tarfile.open(source, "r:*") as tar:
             names = tar.getnames()
@@ -234,10 +167,10 @@ def read_source(source: Path) -> tuple[dict, dict]:
                 meta.update(format="cifar-10-python (tarball)", name="CIFAR-10")
                 meta["official_md5_match"] = hashlib.md5(source.read_bytes()).hexdigest() == OFFICIAL_MD5
                 return _assemble_pickles(_pickles_from_tar(tar)), meta
-            n_img = sum(_split_class(PurePosixPath(n)) is not None for n in names)
+            n_img = count_in_tar(tar, SPLITS)
             if n_img == 0:
                 raise EsslError(f"{source} is an archive but holds no CIFAR-10 batches or train/test images")
-            splits = _assemble_images(_progress(_images_from_tar(tar), n_img, "decoding"), formats)
+            splits = _assemble_images(progress(items_from_tar(tar, SPLITS), n_img, "decoding"), formats)
     except EsslError:
         raise
     except Exception as exc:  # tarfile, gzip and zlib raise many types for a damaged archive
@@ -282,7 +215,7 @@ def prepare(source: Path | None, root: Path | None = None, allow_partial: bool =
     if counts != full:
         meta["name"] = _qualified(meta["name"], f"partial: {counts['train']}/{counts['test']} images")
     meta.update(counts=counts, classes=list(CIFAR10_CLASSES), prepared_at=datetime.now(timezone.utc).isoformat())
-    data = CifarData(*splits["train"], *splits["test"], meta=meta)
+    data = ImageData(*splits["train"], *splits["test"], meta=meta)
     save_cache(out, data)
     return out
 

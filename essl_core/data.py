@@ -1,17 +1,16 @@
-"""The prepared CIFAR-10 cache: one uint8 `.npz` file with train and test images, labels and provenance."""
+"""Image datasets in memory (`ImageData`) and the prepared CIFAR-10 cache: one uint8 `.npz` file with train and
+test images, labels and provenance. The ImageNet caches (`imagenet_data.py`) load into the same `ImageData`."""
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import EsslError
-from .io import atomic_write
+from .io import read_npz, write_npz
 
 CIFAR10_CLASSES = (
     "airplane",
@@ -46,8 +45,9 @@ def cache_path(root: str | os.PathLike | None = None) -> Path:
 
 
 @dataclass
-class CifarData:
-    """CIFAR-10 in memory: images are (N, 32, 32, 3) uint8 (HWC), labels int64."""
+class ImageData:
+    """A labelled image dataset in memory: images (N, H, W, 3) uint8 (HWC), labels int64. `test_*` is the held-out
+    split that evaluation uses (CIFAR-10's test set, ImageNet's val set, as in the SSL literature)."""
 
     train_x: np.ndarray
     train_y: np.ndarray
@@ -60,13 +60,13 @@ class CifarData:
         """The dataset name every result must carry, e.g. "CIFAR-10 (JPEG q75 copy)"."""
         return self.meta["name"]
 
-    def subset(self, n_train: int | None, n_test: int | None, seed: int = 0) -> CifarData:
+    def subset(self, n_train: int | None, n_test: int | None, seed: int = 0) -> ImageData:
         """A class-balanced subset (same classes, `n/10` images each), drawn deterministically from `seed`."""
         rng = np.random.default_rng(seed)
         tx, ty = _balanced(self.train_x, self.train_y, n_train, rng)
         vx, vy = _balanced(self.test_x, self.test_y, n_test, rng)
         meta = dict(self.meta, subset={"train": len(ty), "test": len(vy), "seed": seed})
-        return CifarData(tx, ty, vx, vy, meta)
+        return ImageData(tx, ty, vx, vy, meta)
 
 
 def _balanced(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Generator):
@@ -82,29 +82,21 @@ def _balanced(x: np.ndarray, y: np.ndarray, n: int | None, rng: np.random.Genera
     return x[order], y[order]
 
 
-def save_cache(path: str | os.PathLike, data: CifarData) -> None:
+def save_cache(path: str | os.PathLike, data: ImageData) -> None:
     """Write the cache atomically (uncompressed, so loading is a memory copy)."""
-    meta = dict(data.meta, version=CACHE_VERSION)
-    arrays = {
-        "train_x": data.train_x,
-        "train_y": data.train_y,
-        "test_x": data.test_x,
-        "test_y": data.test_y,
-        "meta_json": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-    }
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    arrays = {"train_x": data.train_x, "train_y": data.train_y, "test_x": data.test_x, "test_y": data.test_y}
+    write_npz(path, arrays, dict(data.meta, version=CACHE_VERSION))
 
 
-def load_cifar10(root: str | os.PathLike | None = None) -> CifarData:
+def load_cifar10(root: str | os.PathLike | None = None) -> ImageData:
     """Load the prepared cache, or fail with the command that prepares it."""
     path = cache_path(root)
     if not path.exists():
         raise EsslError(f"CIFAR-10 is not prepared (no {path}). Prepare it with: {PREPARE_HINT}")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta_json"]).decode())
-            data = CifarData(z["train_x"], z["train_y"], z["test_x"], z["test_y"], meta)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        z, meta = read_npz(path)
+        data = ImageData(z["train_x"], z["train_y"], z["test_x"], z["test_y"], meta)
+    except (ValueError, KeyError) as exc:
         raise EsslError(f"the CIFAR-10 cache {path} is unreadable ({exc}); prepare it again: {PREPARE_HINT}") from None
     if meta.get("version") != CACHE_VERSION:
         raise EsslError(f"the CIFAR-10 cache {path} has an old format; prepare it again: {PREPARE_HINT}")

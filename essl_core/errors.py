@@ -19,8 +19,8 @@ def run_command(action: Callable[[], object], interrupted: str = "interrupted") 
     EsslError; 130 with the one line `interrupted` for Ctrl-C. Every command-line entry point goes through it."""
     try:
         action()
-    except EsslError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except EsslError as exc:  # one line even when a library's text inside the message has several
+        print("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)

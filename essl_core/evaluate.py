@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import ImageViews, loader, normalize_pixels, probe_test_transform, probe_train_transform, to_pixels
-from .data import CifarData
+from .data import ImageData
 from .device import autocast
 from .groups import Group
 from .schedule import cosine_lr
@@ -118,7 +118,7 @@ def knn_predict(
 
 
 def knn_accuracy(
-    backbone: nn.Module, data: CifarData, device: torch.device, k: int = 200, t: float = 0.1, amp: str = "bf16"
+    backbone: nn.Module, data: ImageData, device: torch.device, k: int = 200, t: float = 0.1, amp: str = "bf16"
 ) -> float:
     """Top-1 % of the kNN classifier: training set (test transform) as memory bank, test set as queries."""
     bank = extract_features(backbone, data.train_x, device, amp=amp)
@@ -130,7 +130,7 @@ def knn_accuracy(
 
 def linear_probe(
     backbone: nn.Module,
-    data: CifarData,
+    data: ImageData,
     device: torch.device,
     *,
     epochs: int = 100,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 
 def _umask() -> int:
@@ -46,3 +50,28 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented JSON, atomically."""
     text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
     atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write arrays and a JSON metadata dict as one uncompressed `.npz` (loading is a memory copy), atomically."""
+    payload = {**arrays, "meta_json": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    atomic_write(path, lambda fh: np.savez(fh, **payload))
+
+
+def read_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Read what `write_npz` wrote (no pickles); raises ValueError for anything unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta_json"]).decode())
+            return {k: z[k] for k in z.files if k != "meta_json"}, meta
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .augment import ReferenceViews, ViewPipeline
 from .batched_views import BatchedViews
 from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from .data import CifarData
+from .data import ImageData
 from .device import amp_dtype, autocast, seed_everything
 from .errors import EsslError
 from .evaluate import knn_accuracy, linear_probe
@@ -40,7 +40,7 @@ class Trainer:
     recipe: Recipe
     run_dir: Path
     device: torch.device
-    data: CifarData
+    data: ImageData
     progress: bool = True
     # The fast step on CUDA: channels_last, fused SGD, cudnn autotuning. False gives the official code's step
     # (NCHW, for-each SGD, deterministic cudnn), which the benchmark times as the reference.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from essl_core.data import CifarData, cache_path, load_cifar10
+from essl_core.data import ImageData, cache_path, load_cifar10
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_COPY = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -32,12 +32,12 @@ def cifar_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cifar(cifar_root) -> CifarData:
+def cifar(cifar_root) -> ImageData:
     return load_cifar10(cifar_root)
 
 
 @pytest.fixture(scope="session")
-def small_cifar(cifar) -> CifarData:
+def small_cifar(cifar) -> ImageData:
     """640 training and 200 test images of the real copy, class-balanced."""
     return cifar.subset(640, 200, seed=0)
 
