@@ -18,11 +18,15 @@ from torchvision import transforms as T
 # The normalisation of the official CIFAR-10 code (its std is the commonly copied one; kept for fidelity).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
+NORMALIZATION: dict[str, Stats] = {"cifar10": (CIFAR_MEAN, CIFAR_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 BICUBIC = T.InterpolationMode.BICUBIC
 
 
-def _finish() -> list:
-    return [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]
+def _finish(stats: Stats = NORMALIZATION["cifar10"]) -> list:
+    return [T.ToTensor(), T.Normalize(*stats)]
 
 
 def ssl_view(size: int = 32, scale: tuple[float, float] = (0.2, 1.0)) -> T.Compose:
@@ -70,9 +74,9 @@ def channel_constant(values: tuple[float, ...], like: torch.Tensor) -> torch.Ten
     return _CONSTANTS[key]
 
 
-def normalize_pixels(x: torch.Tensor) -> torch.Tensor:
-    """Normalize on a float NCHW batch in [0, 1]."""
-    return (x - channel_constant(CIFAR_MEAN, x)) / channel_constant(CIFAR_STD, x)
+def normalize_pixels(x: torch.Tensor, stats: Stats = NORMALIZATION["cifar10"]) -> torch.Tensor:
+    """Normalize on a float NCHW batch in [0, 1] (CIFAR-10's statistics unless `stats` says otherwise)."""
+    return (x - channel_constant(stats[0], x)) / channel_constant(stats[1], x)
 
 
 def denormalize_pixels(x: torch.Tensor) -> torch.Tensor:
@@ -110,14 +114,21 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def loader(
-    dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool, workers: int, generator=None
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    drop_last: bool,
+    workers: int,
+    generator=None,
+    batch_sampler: list[list[int]] | None = None,
 ) -> DataLoader:
-    """A DataLoader with the settings every pipeline here uses."""
+    """A DataLoader with the settings every pipeline here uses (`batch_sampler`: the batches, given)."""
+    batching = dict(batch_sampler=batch_sampler) if batch_sampler else dict(batch_size=batch_size, shuffle=shuffle,
+                                                                            drop_last=drop_last)  # fmt: skip
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
+        **batching,
         num_workers=workers,
         generator=generator,
         pin_memory=torch.cuda.is_available(),
@@ -132,33 +143,49 @@ class ViewPipeline(Protocol):
     """What the training loop needs from a view pipeline."""
 
     steps_per_epoch: int
+    labelled: bool  # each step's list ends with the batch's labels
 
     def epoch(self, epoch: int) -> Iterator[list[torch.Tensor]]:
-        """Yield the views of each step of `epoch`, on the device."""
+        """Yield the views of each step of `epoch` (then the labels, if `labelled`), on the device."""
         ...
 
 
 class ReferenceViews:
-    """The paper's pipeline: per-image PIL transforms in DataLoader workers, shuffled, `drop_last=True`."""
+    """The paper's pipeline: per-image PIL transforms in DataLoader workers, shuffled, `drop_last=True`; one
+    transform per view. With `labels`, each step's list ends with the batch's labels.
+
+    Under DDP (`world` > 1) every rank draws the same epoch order and takes its share of each global batch of
+    `batch_size` (as a DistributedSampler with drop_last), with its own augmentation seeds."""
 
     def __init__(
         self,
         images: np.ndarray,
-        view_sizes: Sequence[int],
+        transforms: Sequence[Callable],
         batch_size: int,
         device: torch.device,
         *,
-        scale: tuple[float, float] = (0.2, 1.0),
+        labels: np.ndarray | None = None,
         workers: int = 0,
         seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
-        transforms = [ssl_view(s, scale) for s in view_sizes]
-        self.dataset = ImageViews(images, np.zeros(len(images), dtype=np.int64), transforms)
+        self.labelled = labels is not None
+        self.dataset = ImageViews(images, labels if self.labelled else np.zeros(len(images), np.int64), transforms)
         self.batch_size, self.device, self.workers, self.seed = batch_size, device, workers, seed
+        self.rank, self.world = rank, world
         self.steps_per_epoch = len(images) // batch_size
 
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's indices for every step of `epoch`: its slice of each global batch of one shared order."""
+        order = torch.randperm(len(self.dataset), generator=epoch_generator(self.seed, epoch)).tolist()
+        share = self.batch_size // self.world
+        starts = (step * self.batch_size + self.rank * share for step in range(self.steps_per_epoch))
+        return [order[s : s + share] for s in starts]
+
     def epoch(self, epoch: int) -> Iterator[list[torch.Tensor]]:
-        gen = epoch_generator(self.seed, epoch)
-        dl = loader(self.dataset, self.batch_size, shuffle=True, drop_last=True, workers=self.workers, generator=gen)
-        for views, _ in dl:
-            yield [v.to(self.device, non_blocking=True) for v in views]
+        worker_seeds = epoch_generator(self.seed + 1_000_003 * (self.rank + 1), epoch)  # differ between ranks
+        dl = loader(self.dataset, 0, shuffle=False, drop_last=False, workers=self.workers, generator=worker_seeds,
+                    batch_sampler=self.batches(epoch))  # fmt: skip
+        for views, labels in dl:
+            yield [v.to(self.device, non_blocking=True) for v in (*views, *([labels] if self.labelled else []))]

@@ -199,6 +199,8 @@ class BatchedViews:
     An epoch is a permutation drawn from a generator seeded by (seed, epoch), like the reference pipeline's
     order, so a resumed epoch replays exactly; `drop_last` as in the official loader."""
 
+    labelled = False
+
     def __init__(
         self,
         images: np.ndarray,

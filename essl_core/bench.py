@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .augment import ViewPipeline
 from .checkpoint import recipe_dict
-from .data import load_cifar10
+from .datasets import recipe_data
 from .device import resolve_device
 from .errors import attempt
 from .layout import RUNS, bench_record
@@ -168,7 +168,7 @@ def run_bench(
     recipe = get_recipe(recipe_name, tier, overrides)
     default_warmup, default_steps = get_tier(tier).bench_steps
     warmup, steps = warmup or default_warmup, steps or default_steps
-    data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
+    data = recipe_data(recipe, data_root)
     workers = min(recipe.workers, os.cpu_count() or 1)
     reference_recipe = dataclasses.replace(
         recipe, augment="reference", amp="fp16" if dev.type == "cuda" else recipe.amp, workers=workers, compile=False
@@ -265,7 +265,7 @@ def fast_throughput(recipe_name: str, tier: str, device: torch.device, data_root
     when the full benchmark failed."""
     recipe = get_recipe(recipe_name, tier)
     warmup, steps = get_tier(tier).bench_steps
-    data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
+    data = recipe_data(recipe, data_root)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(dataclasses.replace(recipe, augment="batched"), Path(tmp), device, data, progress=False)
         return time_training(trainer, warmup, steps)["images_per_s"]

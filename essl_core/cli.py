@@ -29,7 +29,8 @@ def _train(args: argparse.Namespace) -> None:
         progress=not args.quiet,
         record_dir=args.record_dir,
     )
-    _summary(record, Path(run_dir) / RESULT)
+    if record is not None:  # None: a torchrun process other than rank 0
+        _summary(record, Path(run_dir) / RESULT)
 
 
 def _eval(args: argparse.Namespace) -> None:

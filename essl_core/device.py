@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -10,10 +11,15 @@ import torch
 from .errors import EsslError
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else the CPU; asking for an absent CUDA or an unknown device is an error."""
+def resolve_device(name: str = "auto", distributed: bool = False) -> torch.device:
+    """'auto' picks CUDA when present, else the CPU; asking for an absent CUDA or an unknown device is an error.
+    Under torchrun (`distributed`) a CUDA process takes the GPU of its LOCAL_RANK."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if distributed and name == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        return device
     try:
         device = torch.device(name)
     except RuntimeError:

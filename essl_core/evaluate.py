@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -10,35 +11,58 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import ImageViews, loader, normalize_pixels, probe_test_transform, probe_train_transform, to_pixels
+from .augment import (
+    NORMALIZATION,
+    ImageViews,
+    Stats,
+    loader,
+    normalize_pixels,
+    probe_test_transform,
+    probe_train_transform,
+    to_pixels,
+)
 from .data import ImageData
 from .device import autocast
 from .groups import Group
+from .imagenet_views import imagenet_probe_transforms
+from .lars import LARS
 from .schedule import cosine_lr
 
 
 @torch.no_grad()
 def pixel_features(
-    backbone: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512, amp: str = "bf16"
+    backbone: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 512,
+    amp: str = "bf16",
+    stats: Stats = NORMALIZATION["cifar10"],
 ) -> torch.Tensor:
-    """Backbone features (eval mode) of float NCHW images in [0, 1], normalised as the test transform does;
-    under autocast on CUDA as `amp` says (the run's own setting where there is one)."""
+    """Backbone features (eval mode) of float NCHW images in [0, 1], normalised as the test transform does (with
+    `stats`); under autocast on CUDA as `amp` says (the run's own setting where there is one)."""
     was_training = backbone.training
     backbone.eval()
     feats = []
     for chunk in x.split(batch_size):
         with autocast(device, amp):
-            feats.append(backbone(normalize_pixels(chunk.to(device))).float())
+            feats.append(backbone(normalize_pixels(chunk.to(device), stats)).float())
     backbone.train(was_training)
     return torch.cat(feats)
 
 
 def extract_features(
-    backbone: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512, amp: str = "bf16"
+    backbone: nn.Module,
+    images: np.ndarray,
+    device: torch.device,
+    batch_size: int = 512,
+    amp: str = "bf16",
+    stats: Stats = NORMALIZATION["cifar10"],
 ) -> torch.Tensor:
     """Backbone features of uint8 NHWC images under the test transform, in eval mode."""
     feats = [
-        pixel_features(backbone, to_pixels(torch.from_numpy(images[i : i + batch_size])), device, batch_size, amp)
+        pixel_features(
+            backbone, to_pixels(torch.from_numpy(images[i : i + batch_size])), device, batch_size, amp, stats
+        )
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(feats)
@@ -118,14 +142,55 @@ def knn_predict(
 
 
 def knn_accuracy(
-    backbone: nn.Module, data: ImageData, device: torch.device, k: int = 200, t: float = 0.1, amp: str = "bf16"
+    backbone: nn.Module,
+    data: ImageData,
+    device: torch.device,
+    k: int = 200,
+    t: float = 0.1,
+    amp: str = "bf16",
+    stats: Stats = NORMALIZATION["cifar10"],
 ) -> float:
-    """Top-1 % of the kNN classifier: training set (test transform) as memory bank, test set as queries."""
-    bank = extract_features(backbone, data.train_x, device, amp=amp)
-    queries = extract_features(backbone, data.test_x, device, amp=amp)
+    """Top-1 % of the kNN classifier: training set (test transform) as memory bank, test set as queries. The
+    images are used as stored (CIFAR-10's 32 px; an ImageNet cache's resized, centre-cropped side)."""
+    bank = extract_features(backbone, data.train_x, device, amp=amp, stats=stats)
+    queries = extract_features(backbone, data.test_x, device, amp=amp, stats=stats)
     labels = torch.from_numpy(data.train_y).to(device)
     pred = knn_predict(bank, labels, queries, k, t)
     return float(100.0 * (pred.cpu().numpy() == data.test_y).mean())
+
+
+@dataclass(frozen=True)
+class ProbeProtocol:
+    """How a linear probe trains and what it reports, beyond the lr, epochs and batch the recipe holds."""
+
+    optimizer: str = "sgd"  # or "lars"
+    weight_decay: float = 0.0
+    per_epoch: bool = False  # the cosine moves once per epoch (ImageNet probes), not every step (CIFAR-10)
+    report: str = "final"  # or "best": the best test accuracy over epochs, as the official ImageNet probes
+    init_std: float | None = None  # N(0, init_std) weights and zero bias; None: nn.Linear's default
+    imagenet: bool = False  # ImageNet's transforms and normalisation
+    source: str = "the official cifar10/main.py (eval_loop)"
+
+
+_IMAGENET_PROBE = dict(weight_decay=1e-6, per_epoch=True, report="best", init_std=0.01, imagenet=True)
+PROBES = {
+    "cifar10": ProbeProtocol(),
+    # The official SimCLR probe creates its cosine schedule but never steps it (lr stays 1.0 for 100 epochs);
+    # it is stepped here, once per epoch, as intended and as the Barlow Twins probe does.
+    "imagenet-simclr": ProbeProtocol(
+        **_IMAGENET_PROBE, source="the official imagenet/simclr/linear_probe.py, with its cosine stepped per epoch"
+    ),
+    "imagenet-barlowtwins": ProbeProtocol(
+        **_IMAGENET_PROBE, source="the official imagenet/barlowtwins/linear_probe.py"
+    ),
+    # The official SimSiam probe uses apex's LARC (trust 0.001, no clipping, no weight decay): LARS here, the same
+    # rule except that the classifier's bias is not rescaled.
+    "imagenet-simsiam": ProbeProtocol(
+        **{**_IMAGENET_PROBE, "weight_decay": 0.0},
+        optimizer="lars",
+        source="the official imagenet/simsiam/linear_probe.py, with LARS in place of apex's LARC",
+    ),
+}
 
 
 def linear_probe(
@@ -140,13 +205,22 @@ def linear_probe(
     workers: int = 0,
     progress: bool = True,
     amp: str = "bf16",
+    protocol: ProbeProtocol | None = None,
+    image_size: int = 32,
 ) -> float:
-    """Train Linear(features -> 10) on a frozen copy of the backbone; return test top-1 %.
+    """Train Linear(features -> classes) on a frozen copy of the backbone; return test top-1 % as the protocol
+    reports it (the final epoch's, or the best epoch's).
 
-    The protocol of the official code: SGD lr 30, momentum 0.9, no weight decay, per-step cosine, bicubic
-    RandomResizedCrop + flip for training, Resize(36) + CenterCrop(32) for testing. One fix: the test accuracy is
-    counted over all test images (the official code averages per-batch accuracies over batches of unequal size).
+    The default protocol is the official CIFAR-10 code's: SGD lr 30, momentum 0.9, no weight decay, per-step
+    cosine, bicubic RandomResizedCrop + flip for training, Resize(36) + CenterCrop(32) for testing; the ImageNet
+    ones are in `PROBES`. One fix: the test accuracy is counted over all test images (the official CIFAR code
+    averages per-batch accuracies over batches of unequal size).
     """
+    protocol = protocol or PROBES["cifar10"]
+    if protocol.imagenet:
+        train_transform, test_transform = imagenet_probe_transforms(image_size)
+    else:
+        train_transform, test_transform = probe_train_transform(), probe_test_transform()
     frozen = copy.deepcopy(backbone).eval().requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
     head = nn.Linear(frozen.feature_dim, int(data.train_y.max()) + 1).to(device)
@@ -154,9 +228,15 @@ def linear_probe(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         head.reset_parameters()
-    opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=0.0)
+        if protocol.init_std is not None:  # the official ImageNet probes: N(0, 0.01) weights, zero bias
+            nn.init.normal_(head.weight, std=protocol.init_std)
+            nn.init.zeros_(head.bias)
+    if protocol.optimizer == "lars":
+        opt = LARS(head.parameters(), lr=lr, weight_decay=protocol.weight_decay, momentum=0.9)
+    else:
+        opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, weight_decay=protocol.weight_decay)
     train_dl = loader(
-        ImageViews(data.train_x, data.train_y, [probe_train_transform()]),
+        ImageViews(data.train_x, data.train_y, [train_transform]),
         batch_size,
         shuffle=True,
         drop_last=True,
@@ -172,10 +252,19 @@ def linear_probe(
         leave=False,
         mininterval=1.0,
     )
-    for _ in range(epochs):
+    test_dl = loader(
+        ImageViews(data.test_x, data.test_y, [test_transform]),
+        512,
+        shuffle=False,
+        drop_last=False,
+        workers=workers,
+    )
+    accuracies = []
+    for epoch in range(epochs):
         for (x,), y in train_dl:
+            lr_step = (epoch, epochs) if protocol.per_epoch else (step, total)
             for group in opt.param_groups:
-                group["lr"] = cosine_lr(step, total, lr)
+                group["lr"] = cosine_lr(*lr_step, lr)
             with torch.no_grad(), autocast(device, amp):
                 feats = frozen(x.to(device)).float()
             loss = F.cross_entropy(head(feats), y.to(device))
@@ -184,18 +273,17 @@ def linear_probe(
             opt.step()
             step += 1
             bar.update()
+        if protocol.report == "best" or epoch == epochs - 1:  # "best": tested after every epoch
+            accuracies.append(_test_accuracy(frozen, head, test_dl, device, amp, len(data.test_y)))
     bar.close()
-    test_dl = loader(
-        ImageViews(data.test_x, data.test_y, [probe_test_transform()]),
-        512,
-        shuffle=False,
-        drop_last=False,
-        workers=workers,
-    )
+    return max(accuracies) if protocol.report == "best" else accuracies[-1]
+
+
+@torch.no_grad()
+def _test_accuracy(frozen: nn.Module, head: nn.Module, test_dl, device: torch.device, amp: str, n: int) -> float:
     correct = 0
-    with torch.no_grad():
-        for (x,), y in test_dl:
-            with autocast(device, amp):
-                feats = frozen(x.to(device)).float()
-            correct += (head(feats).argmax(1).cpu() == y).sum().item()
-    return 100.0 * correct / len(data.test_y)
+    for (x,), y in test_dl:
+        with autocast(device, amp):
+            feats = frozen(x.to(device)).float()
+        correct += (head(feats).argmax(1).cpu() == y).sum().item()
+    return 100.0 * correct / n

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .distributed import all_reduce_sum, gather, world_size
+
 
 def full_precision(loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """Compute `loss` in (at least) float32 outside autocast: half-precision tensor arguments are cast to float32
@@ -30,9 +32,10 @@ def cross_view_infonce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 
     """The official CIFAR InfoNCE: B x B cross-view logits only, symmetrised.
 
     Row i of z1 has z2[i] as its positive and the other B-1 rows of z2 as negatives; there are no
-    negatives from its own view, so this is not the 2B-2 NT-Xent.
+    negatives from its own view, so this is not the 2B-2 NT-Xent. Under DDP, B is the global batch (the
+    official ImageNet code's gathered logits).
     """
-    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    z1, z2 = F.normalize(gather(z1), dim=1), F.normalize(gather(z2), dim=1)  # all ranks' rows under DDP
     logits = z1 @ z2.T / temperature
     targets = torch.arange(len(z1), device=z1.device)
     return 0.5 * F.cross_entropy(logits, targets) + 0.5 * F.cross_entropy(logits.T, targets)
@@ -60,16 +63,23 @@ def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch
     return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
 
 
+def standardise(z: torch.Tensor) -> torch.Tensor:
+    """Each feature standardised over the batch (biased variance, eps 1e-5), as a BatchNorm without affine
+    parameters does in training."""
+    return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+
 @full_precision
-def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float = 0.0051) -> torch.Tensor:
-    """Barlow Twins: c = standardised(z1)^T standardised(z2) / B (each feature standardised over the batch, as
-    the official code's BatchNorm without affine parameters does in training), then
-    sum_i (1 - c_ii)^2 + off_diagonal_weight * sum_{i != j} c_ij^2."""
-
-    def standardise(z: torch.Tensor) -> torch.Tensor:
-        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
-
-    c = standardise(z1).T @ standardise(z2) / len(z1)
+def barlow_twins_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    off_diagonal_weight: float = 0.0051,
+    normalise: Callable[[torch.Tensor], torch.Tensor] = standardise,
+) -> torch.Tensor:
+    """Barlow Twins: c = normalise(z1)^T normalise(z2) / B, summed over ranks under DDP (B the global batch), then
+    sum_i (1 - c_ii)^2 + off_diagonal_weight * sum_{i != j} c_ij^2. The method passes its BatchNorm without
+    affine parameters as `normalise` (the official code's; synchronised over ranks under DDP)."""
+    c = all_reduce_sum(normalise(z1).T @ normalise(z2)) / (len(z1) * world_size())
     diagonal = torch.diagonal(c)
     on = (1 - diagonal).pow(2).sum()
     off = c.pow(2).sum() - diagonal.pow(2).sum()

@@ -1,4 +1,5 @@
-"""Recipes: the paper's CIFAR-10 settings (its official `cifar10/main.py`), one per method and variant."""
+"""Recipes: the paper's settings, one per method and variant: CIFAR-10 (the official `cifar10/main.py`) and
+ImageNet (the official `imagenet/{simclr,simsiam,barlowtwins}/main.py`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import dataclasses
 from dataclasses import dataclass
 
 from .errors import EsslError
+from .evaluate import PROBES
 from .groups import GROUPS
 from .methods import METHODS
+from .models import BACKBONES
 from .overrides import describe_overrides, parse_overrides
 from .tiers import get_tier
 
 AUGMENTS = ("batched", "reference")
+FAMILIES = ("cifar10", "imagenet")  # which official code base a recipe follows (heads, views, normalisation)
+DATASETS = ("cifar10", "imagenette", "imagenet-1k")
 
 
 @dataclass(frozen=True)
@@ -22,21 +27,33 @@ class Recipe:
     method: str  # a key of essl_core.methods.METHODS: "simclr", "simsiam" or "barlowtwins"
     lr: float  # base learning rate; the optimizer gets lr * batch_size / 256
     lmbd: float  # weight of the rotation-prediction loss; 0 disables the E-SSL branch
+    family: str = "cifar10"
+    dataset: str = "cifar10"  # what it trains on: "cifar10", "imagenette" or "imagenet-1k"
+    cache_side: int = 64  # ImageNet datasets: the side of the prepared cache to read (0: the original JPEGs)
+    backbone: str = "cifar_resnet18"  # one of essl_core.models.BACKBONES
+    image_size: int = 32  # side of the two SSL views
     epochs: int = 800
     batch_size: int = 512
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_epochs: int = 10
+    optimizer: str = "sgd"  # "sgd" or "lars" (essl_core.lars: no weight decay or adaptation for 1-D parameters)
+    final_lr_ratio: float = 0.0  # the cosine ends at this fraction of the base lr (0.001 on ImageNet)
+    lr_per_epoch: bool = False  # the cosine moves once per epoch (ImageNet SimSiam), not every step
+    norm_lr_ratio: float = 1.0  # lr of 1-D parameters relative to the weights' (ImageNet Barlow Twins: 0.024)
     width: int = 64  # ResNet-18 stem width; the feature has 8 * width dimensions
     proj_hidden: int = 2048
     proj_dim: int = 2048
     pred_hidden: int = 512
     rot_hidden: int = 2048
+    rot_bottleneck: int = 0  # ImageNet rotation heads: Linear(hidden -> this), LayerNorm, then the classifier
+    online_head: bool = False  # a linear classifier on detached features, its loss added (ImageNet SimCLR, BT)
     temperature: float = 0.5
     ssl_scale: float = 1.0  # multiplies the SSL loss (the Barlow Twins recipes scale theirs)
     ssl_loss: str = "cross_view"  # "cross_view" (official B x B InfoNCE) or "ntxent" (2B-2 negatives)
     crop_scale: tuple[float, float] = (0.2, 1.0)
     rot_size: int = 16  # side of the separate low-resolution rotation view
+    rot_crop_scale: tuple[float, float] | None = None  # its RandomResizedCrop scale (None: crop_scale)
     train_subset: int | None = None  # None: all 50 000 training images
     test_subset: int | None = None  # None: all 10 000 test images
     knn_every: int = 1
@@ -45,6 +62,7 @@ class Recipe:
     probe_epochs: int = 100
     probe_lr: float = 30.0
     probe_batch: int = 256
+    probe_protocol: str = "cifar10"  # a key of essl_core.evaluate.PROBES (optimizer, schedule, what is reported)
     probe_runs: int = 5  # 0: no linear probe (the transformation study reports kNN accuracy)
     checkpoint_every: int = 50
     workers: int = 16
@@ -69,6 +87,10 @@ class Recipe:
         return self.lr * self.batch_size / 256
 
     @property
+    def rotation_crop_scale(self) -> tuple[float, float]:
+        return self.rot_crop_scale or self.crop_scale
+
+    @property
     def e_branch(self) -> bool:
         """The E-SSL branch exists exactly when its weight lambda is positive."""
         return self.lmbd > 0
@@ -82,6 +104,14 @@ class Recipe:
                 f"ssl_loss must be cross_view or ntxent, not {self.ssl_loss!r}",
             ),
             (self.amp in ("bf16", "fp16", "off"), f"amp must be bf16, fp16 or off, not {self.amp!r}"),
+            (self.family in FAMILIES and self.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}"),
+            (self.optimizer in ("sgd", "lars"), f"optimizer must be sgd or lars, not {self.optimizer!r}"),
+            (self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}"),
+            (self.probe_protocol in PROBES, f"probe_protocol must be one of {', '.join(PROBES)}"),
+            (
+                self.family == "cifar10" or self.augment == "reference",
+                "the ImageNet recipes have only the reference pipeline so far (augment=reference)",
+            ),
             (self.augment in AUGMENTS, f"augment must be {' or '.join(AUGMENTS)}, not {self.augment!r}"),
             (self.base_augment in ("full", "crop"), f"base_augment must be full or crop, not {self.base_augment!r}"),
             (
@@ -123,6 +153,68 @@ _BASE = {
 }
 
 
+# The ImageNet recipes at the paper's scale (ImageNet-1k, ResNet-50, the batch over all GPUs); the small tiers
+# train them on Imagenette caches (essl_core.tiers). Effective lrs: SimCLR 0.3 x 4096/256 = 4.8, Barlow Twins
+# 0.2 x 4096/256 = 3.2 for weights and 0.0048 x 16 = 0.0768 for 1-D parameters (ratio 0.024), SimSiam
+# 0.05 x 512/256 = 0.1. Autocast is fp16 as in the official code (bf16 is an option on CUDA).
+_IMAGENET = dict(
+    family="imagenet",
+    dataset="imagenet-1k",
+    cache_side=0,
+    backbone="resnet50",
+    image_size=224,
+    epochs=100,
+    batch_size=4096,
+    weight_decay=1e-6,
+    warmup_epochs=10,
+    optimizer="lars",
+    final_lr_ratio=0.001,
+    crop_scale=(0.08, 1.0),
+    rot_size=96,
+    rot_crop_scale=(0.05, 0.14),
+    rot_hidden=2048,
+    rot_bottleneck=256,
+    online_head=True,
+    probe_lr=1.0,
+    probe_protocol="imagenet-simclr",
+    amp="fp16",
+    augment="reference",
+    workers=8,
+    checkpoint_every=1,
+)
+_SIMCLR_IN = dict(_IMAGENET, proj_hidden=2048, proj_dim=128, temperature=0.2, rot_bottleneck=128)
+_BT_IN = dict(
+    _IMAGENET, proj_hidden=8192, proj_dim=8192, norm_lr_ratio=0.024, probe_lr=0.3, probe_protocol="imagenet-barlowtwins"
+)
+_SIMSIAM_IN = dict(
+    _IMAGENET,
+    batch_size=512,
+    weight_decay=1e-4,
+    warmup_epochs=0,
+    optimizer="sgd",
+    final_lr_ratio=0.0,
+    lr_per_epoch=True,
+    proj_hidden=2048,
+    proj_dim=2048,
+    pred_hidden=512,
+    online_head=False,
+    probe_lr=1.6,  # 0.1 x 4096/256, LARS, batch 4096, 90 epochs (the official SimSiam probe)
+    probe_batch=4096,
+    probe_epochs=90,
+    probe_protocol="imagenet-simsiam",
+)
+_BASE.update(
+    {
+        "imagenet-simclr": Recipe("imagenet-simclr", "simclr", lr=0.3, lmbd=0.0, **_SIMCLR_IN),
+        "imagenet-esimclr": Recipe("imagenet-esimclr", "simclr", lr=0.3, lmbd=0.4, **_SIMCLR_IN),
+        "imagenet-simsiam": Recipe("imagenet-simsiam", "simsiam", lr=0.05, lmbd=0.0, **_SIMSIAM_IN),
+        "imagenet-esimsiam": Recipe("imagenet-esimsiam", "simsiam", lr=0.05, lmbd=0.08, **_SIMSIAM_IN),
+        "imagenet-barlowtwins": Recipe("imagenet-barlowtwins", "barlowtwins", lr=0.2, lmbd=0.0, **_BT_IN),
+        "imagenet-ebarlowtwins": Recipe("imagenet-ebarlowtwins", "barlowtwins", lr=0.2, lmbd=8.0, **_BT_IN),
+    }
+)
+
+
 def recipe_names() -> list[str]:
     return sorted(_BASE)
 
@@ -137,5 +229,9 @@ def get_recipe(name: str, tier: str = "full", overrides: dict | None = None) -> 
     if name not in _BASE:
         raise EsslError(f"unknown recipe {name!r}; choose one of {', '.join(recipe_names())}")
     overrides = overrides or {}
-    fields = {**get_tier(tier).cifar, **overrides, "tier": tier, "overrides": describe_overrides(overrides)}
-    return dataclasses.replace(_BASE[name], **fields).validate()
+    base = _BASE[name]
+    scaled = dict(get_tier(tier).cifar if base.family == "cifar10" else get_tier(tier).imagenet)
+    if base.warmup_epochs == 0:  # a tier shortens a warm-up; it does not add one (ImageNet SimSiam has none)
+        scaled.pop("warmup_epochs", None)
+    fields = {**scaled, **overrides, "tier": tier, "overrides": describe_overrides(overrides)}
+    return dataclasses.replace(base, **fields).validate()

@@ -11,9 +11,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import NORMALIZATION
 from .checkpoint import load_checkpoint, recipe_dict, recipe_from_checkpoint
-from .data import load_cifar10
+from .datasets import recipe_data
 from .device import resolve_device
+from .distributed import (
+    barrier,
+    check_same_config,
+    finish_distributed,
+    init_distributed,
+    launched_by_torchrun,
+    peer_failure,
+)
 from .errors import EsslError
 from .evaluate import knn_accuracy
 from .layout import CHECKPOINT, EVAL, LOG, RESULT, pretrain_record
@@ -39,26 +48,32 @@ def pretrain(
     restart: bool = False,
     progress: bool = True,
     record_dir: str | Path | None = None,
-) -> dict:
-    """Train `recipe`, evaluate it and write its result record (returned). Resumes from `run_dir` if possible."""
+) -> dict | None:
+    """Train `recipe`, evaluate it and write its result record (returned). Resumes from `run_dir` if possible.
+
+    Under torchrun every process calls this; they train together (DDP), and rank 0 alone writes the checkpoint,
+    log and record and runs the evaluation (the other ranks return None)."""
     start = time.perf_counter()
-    dev = resolve_device(device)
+    dev = resolve_device(device, distributed=launched_by_torchrun())
+    world = init_distributed(dev)
+    check_same_config({**recipe_dict(recipe), "run_dir": str(run_dir), "restart": restart})
     origin = provenance(dev)  # the code as it was when the run started
-    data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
+    data = recipe_data(recipe, data_root)
     run_dir = Path(run_dir)
-    if restart:
+    if restart and world.main:
         for name in (CHECKPOINT, LOG, RESULT):
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    barrier()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     trainer = Trainer(recipe, run_dir, dev, data, progress)
     record = _completed_record(trainer, recipe)
     if record is None:
         record = _train_and_record(trainer, start, origin)
-    elif progress:
+    elif progress and world.main:
         print(f"{run_dir} is complete; its record is reused (--restart trains again)", file=sys.stderr)
-    if record_dir is not None:
+    if record is not None and record_dir is not None:
         write_record(Path(record_dir) / pretrain_record(recipe.name, recipe.tier, recipe.seed), record)
     return record
 
@@ -81,22 +96,34 @@ def _completed_record(trainer: Trainer, recipe: Recipe) -> dict | None:
     return record if finished and record["config"] == recipe_dict(recipe) else None
 
 
-def _train_and_record(trainer: Trainer, start: float, origin: dict) -> dict:
+def _train_and_record(trainer: Trainer, start: float, origin: dict) -> dict | None:
     """Resume or start training, evaluate, and write the run directory's record."""
     recipe, run_dir = trainer.recipe, trainer.run_dir
-    if trainer.resume() and trainer.progress:
+    main = trainer.world.main
+    if trainer.resume() and trainer.progress and main:
         print(f"resuming {run_dir} from epoch {trainer.epoch}/{recipe.epochs}", file=sys.stderr)
-    elif not (run_dir / LOG).exists():
+    elif main and not (run_dir / LOG).exists():
         (run_dir / LOG).touch()
     if trainer.epoch < recipe.epochs:
         trainer.segments.append({"from_epoch": trainer.epoch, **origin["git"], "device_name": origin["device_name"]})
     try:
         trainer.fit()
+        finish_distributed()  # the evaluation below runs in rank 0 alone
+        if not main:
+            return None
         record = _record("pretrain", trainer, trainer.history[-1]["knn_top1"], start, origin)
     except KeyboardInterrupt:
         raise EsslError(
             f"interrupted at epoch {min(trainer.epoch + 1, recipe.epochs)}; {trainer.last_checkpoint_text()}. "
             "Run the same command again to resume."
+        ) from None
+    except RuntimeError as exc:
+        if trainer.world.size == 1 or not peer_failure(exc):
+            raise
+        first = str(exc).strip().splitlines()[0][:200]
+        raise EsslError(
+            f"rank {trainer.world.rank}: another process of this torchrun run stopped ({first}); its output says "
+            f"why. {trainer.last_checkpoint_text().capitalize()}: run the same command again to resume."
         ) from None
     write_record(run_dir / RESULT, record)
     return record
@@ -167,10 +194,12 @@ def evaluate_checkpoint(
     recipe = dataclasses.replace(trained, **overrides, **changes).validate()
     dev = resolve_device(device)
     origin = provenance(dev)
-    data = load_cifar10(data_root).subset(recipe.train_subset, recipe.test_subset, seed=0)
+    data = recipe_data(recipe, data_root)
     trainer = Trainer(recipe, Path(checkpoint).parent, dev, data, progress)
     trainer.load_state(ckpt)
-    knn = knn_accuracy(trainer.model.backbone, data, dev, recipe.knn_k, recipe.knn_t, recipe.amp)
+    knn = knn_accuracy(
+        trainer.model.backbone, data, dev, recipe.knn_k, recipe.knn_t, recipe.amp, NORMALIZATION[recipe.family]
+    )
     record = _record("eval", trainer, knn, start, origin)
     record["checkpoint"] = {"path": str(Path(checkpoint).resolve()), "epoch": ckpt["epoch"]}
     write_record(out or Path(checkpoint).with_name(EVAL), record)

@@ -11,17 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .augment import ReferenceViews, ViewPipeline
+from .augment import NORMALIZATION, ReferenceViews, ViewPipeline, ssl_view
 from .batched_views import BatchedViews
-from .checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import ImageData
 from .device import amp_dtype, autocast, seed_everything
+from .distributed import barrier, convert_sync_batchnorm, current_world, gather_objects, mean_over_ranks
 from .errors import EsslError
-from .evaluate import knn_accuracy, linear_probe
+from .evaluate import PROBES, knn_accuracy, linear_probe
 from .groups import GROUPS
+from .imagenet_views import imagenet_transforms
 from .io import atomic_write
+from .lars import LARS
 from .layout import CHECKPOINT, LOG
 from .methods import build_model
 from .recipes import Recipe
@@ -48,8 +52,15 @@ class Trainer:
 
     def __post_init__(self) -> None:
         r, dev = self.recipe, self.device
+        self.world = current_world()
         seed_everything(r.seed)
         self.model = build_model(r).to(dev)
+        if self.world.size > 1:
+            if r.augment == "batched" or r.compile:
+                raise EsslError("torchrun runs need augment=reference and compile=false (for now)")
+            if r.batch_size % self.world.size:
+                raise EsslError(f"batch_size {r.batch_size} does not split over {self.world.size} processes")
+            self.model = convert_sync_batchnorm(self.model, dev)
         cuda_fast = dev.type == "cuda" and self.fast
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cuda_fast, not cuda_fast
@@ -57,18 +68,23 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         # The step calls `forward`; `model` keeps the parameters and state dicts.
         self.forward = torch.compile(self.model) if r.compile else self.model
+        if self.world.size > 1:  # DDP averages the gradients; each rank then draws its own augmentations
+            self.forward = DistributedDataParallel(self.model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            torch.manual_seed(r.seed + 1_000_003 * self.world.rank)
         self.channels_last = cuda_fast
         # One optimizer; the schedule moves the groups marked `scheduled` (SimSiam's predictor is not).
-        self.optimizer = torch.optim.SGD(
-            self.model.param_groups(),
-            lr=r.effective_lr,
-            momentum=r.momentum,
-            weight_decay=r.weight_decay,
-            fused=cuda_fast or None,
-        )
+        groups = self.model.param_groups()
+        for g in groups:
+            g["lr"] = r.effective_lr * g["lr_scale"]
+        if r.optimizer == "lars":
+            self.optimizer = LARS(groups, lr=r.effective_lr, weight_decay=r.weight_decay, momentum=r.momentum)
+        else:
+            self.optimizer = torch.optim.SGD(
+                groups, lr=r.effective_lr, momentum=r.momentum, weight_decay=r.weight_decay, fused=cuda_fast or None
+            )
         self.amp_dtype = amp_dtype(dev, r.amp)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        self.views = make_views(r, self.data.train_x, self.model.view_sizes(), dev)
+        self.views = make_views(r, self.data, self.model.view_sizes(), dev)
         self.total_steps = r.epochs * self.views.steps_per_epoch
         self.warmup_steps = r.warmup_epochs * self.views.steps_per_epoch
         self.epoch, self.step, self.history, self.wall_time = 0, 0, [], 0.0
@@ -80,6 +96,10 @@ class Trainer:
         return self.run_dir / CHECKPOINT
 
     def save(self) -> None:
+        """Write the checkpoint (rank 0), with every rank's RNG state under DDP (a collective: all ranks call)."""
+        ranks_rng = gather_objects(rng_state())
+        if not self.world.main:
+            return
         save_checkpoint(
             self.checkpoint_path,
             self.recipe,
@@ -92,6 +112,7 @@ class Trainer:
             wall_time_s=self.wall_time,
             segments=self.segments,
             dataset=dataset_info(self.data.meta),
+            ranks_rng=ranks_rng if self.world.size > 1 else None,
         )
 
     def resume(self) -> bool:
@@ -105,8 +126,15 @@ class Trainer:
                 "use another --run-dir or --restart"
             )
         self.load_state(ckpt)
-        set_rng_state(ckpt["rng"])
-        self._write_log()  # drop log lines of epochs that ran after this checkpoint
+        ranks_rng = ckpt.get("ranks_rng") or [ckpt["rng"]]
+        if len(ranks_rng) != self.world.size:
+            raise EsslError(
+                f"{self.checkpoint_path} was written by {len(ranks_rng)} process(es); resume it with as many "
+                f"(now {self.world.size}), or --restart"
+            )
+        set_rng_state(ranks_rng[self.world.rank])
+        if self.world.main:
+            self._write_log()  # drop log lines of epochs that ran after this checkpoint
         return True
 
     def load_state(self, ckpt: dict) -> None:
@@ -124,15 +152,23 @@ class Trainer:
         atomic_write(self.run_dir / LOG, lambda fh: fh.write(text.encode()))
 
     # -- training ------------------------------------------------------------------------------------------
+    def learning_rate(self) -> float:
+        """The scheduled learning rate of the current step (ImageNet SimSiam: of the current epoch)."""
+        r, per_epoch = self.recipe, self.views.steps_per_epoch
+        if r.lr_per_epoch:
+            return cosine_lr(self.step // per_epoch, r.epochs, r.effective_lr, r.warmup_epochs, r.final_lr_ratio)
+        return cosine_lr(self.step, self.total_steps, r.effective_lr, self.warmup_steps, r.final_lr_ratio)
+
     def _train_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        lr = cosine_lr(self.step, self.total_steps, self.recipe.effective_lr, self.warmup_steps)
+        lr = self.learning_rate()
         for group in self.optimizer.param_groups:
             if group["scheduled"]:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+        labels = views.pop() if self.views.labelled else None
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         with autocast(self.device, self.recipe.amp):
-            out = self.forward(*views)
+            out = self.forward(*views, labels=labels) if labels is not None else self.forward(*views)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
             # One optimizer, so the scale is updated once, after the predictor's step too (the official fp16
@@ -178,6 +214,8 @@ class Trainer:
                 f"the loss became NaN/inf at step {bad} (epoch {self.epoch + 1}); training stopped. "
                 f"The last good checkpoint ({self.last_checkpoint_text()}) is kept; lower lr or check the data."
             )
+        keys = sorted(sums)  # under DDP, each term's mean over the ranks (their batches are equal)
+        sums = dict(zip(keys, mean_over_ranks(torch.stack([sums[k] for k in keys])), strict=True))
         seconds = time.perf_counter() - start
         entry = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         entry.update({k: float(v) / n for k, v in sums.items()})
@@ -199,15 +237,19 @@ class Trainer:
             self.epoch += 1
             last = self.epoch == r.epochs
             entry["knn_top1"] = None
-            if self.epoch % r.knn_every == 0 or last:
+            if (self.epoch % r.knn_every == 0 or last) and self.world.main:
                 k0 = time.perf_counter()
-                entry["knn_top1"] = knn_accuracy(self.model.backbone, self.data, self.device, r.knn_k, r.knn_t, r.amp)
+                entry["knn_top1"] = knn_accuracy(
+                    self.model.backbone, self.data, self.device, r.knn_k, r.knn_t, r.amp, NORMALIZATION[r.family]
+                )
                 entry["knn_time_s"] = time.perf_counter() - k0
+            barrier()  # the other ranks wait for rank 0's kNN
             self.wall_time += time.perf_counter() - t0
             self.history.append(entry)
-            with open(self.run_dir / LOG, "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
-            if self.progress:
+            if self.world.main:
+                with open(self.run_dir / LOG, "a") as fh:
+                    fh.write(json.dumps(entry) + "\n")
+            if self.progress and self.world.main:
                 knn = f", kNN {entry['knn_top1']:.2f}%" if entry["knn_top1"] is not None else ""
                 print(
                     f"epoch {self.epoch}/{r.epochs}: loss {entry['loss']:.4f}{knn}, {entry['images_per_s']:.0f} img/s",
@@ -236,6 +278,8 @@ class Trainer:
                     workers=r.workers,
                     progress=self.progress,
                     amp=r.amp,
+                    protocol=PROBES[r.probe_protocol],
+                    image_size=r.image_size,
                 )
             )
         probe = {
@@ -245,13 +289,23 @@ class Trainer:
             "seeds": [r.seed + i for i in range(r.probe_runs)],
             "epochs": r.probe_epochs,
             "note": "std over probe runs on one pretrained encoder, as in the official code",
+            "protocol": r.probe_protocol,
+            "reported": "best epoch" if PROBES[r.probe_protocol].report == "best" else "final epoch",
         }
         return {"linear_probe_top1": probe, "probe_time_s": time.perf_counter() - t0}
 
 
-def make_views(recipe: Recipe, images: np.ndarray, view_sizes: list[int], device: torch.device) -> ViewPipeline:
-    """The recipe's view pipeline over `images` (uint8 NHWC)."""
+def make_views(recipe: Recipe, data: ImageData, view_sizes: list[int], device: torch.device) -> ViewPipeline:
+    """The recipe's view pipeline over the training images (uint8 NHWC); ImageNet's yields the labels too (the
+    online classifier's)."""
     r = recipe
+    images = data.train_x
+    if r.family == "imagenet":
+        transforms = imagenet_transforms(r.image_size, r.crop_scale, r.rot_size, r.rotation_crop_scale)
+        labels = data.train_y if r.online_head else None
+        world = current_world()
+        return ReferenceViews(images, transforms[: len(view_sizes)], r.batch_size, device, labels=labels,
+                              workers=r.workers, seed=r.seed, rank=world.rank, world=world.size)  # fmt: skip
     if r.augment == "batched":
         return BatchedViews(
             images,
@@ -264,4 +318,7 @@ def make_views(recipe: Recipe, images: np.ndarray, view_sizes: list[int], device
             base_augment=r.base_augment,
             invariance=GROUPS[r.invariance] if r.invariance else None,
         )
-    return ReferenceViews(images, view_sizes, r.batch_size, device, scale=r.crop_scale, workers=r.workers, seed=r.seed)
+    transforms = [ssl_view(size, r.crop_scale) for size in view_sizes]
+    world = current_world()
+    return ReferenceViews(images, transforms, r.batch_size, device, workers=r.workers, seed=r.seed,
+                          rank=world.rank, world=world.size)  # fmt: skip

@@ -12,6 +12,7 @@ from essl_core.data import ImageData, cache_path, load_cifar10
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_COPY = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+SHARED_IMAGENETTE = REPO.parent / "shared" / "data" / "imagenette2-224.tar.gz"
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +29,25 @@ def cifar_root(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("data")
     prepare(source, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def imagenette_root(tmp_path_factory) -> Path:
+    """A data root holding the real 64-px Imagenette cache: $ESSL_DATA (or ./data) if prepared, else built from
+    the shared copy (or $ESSL_IMAGENETTE_SOURCE). Fails, never skips, when no real copy can be found."""
+    from essl_core.imagenet_data import cache_path as imagenet_cache
+
+    for root in (os.environ.get("ESSL_DATA"), REPO / "data"):
+        if root and imagenet_cache("imagenette", 64, "raw", root).exists():
+            return Path(root)
+    source = Path(os.environ.get("ESSL_IMAGENETTE_SOURCE", SHARED_IMAGENETTE))
+    if not source.exists():
+        pytest.fail(f"no Imagenette cache and no source at {source}; run `make data` or set ESSL_IMAGENETTE_SOURCE")
+    from data_scripts.imagenet import prepare
+
+    root = tmp_path_factory.mktemp("imagenet-data")
+    prepare(source, root, side=64)
     return root
 
 

@@ -1,4 +1,7 @@
+import math
+
 import numpy as np
+import pytest
 import torch
 
 from essl_core.augment import CIFAR_MEAN, CIFAR_STD, normalize_uint8, plain_transform
@@ -50,3 +53,46 @@ def test_real_copy_has_cifar_statistics(cifar):
     assert np.bincount(cifar.test_y).tolist() == [1000] * 10
     mean = cifar.train_x.reshape(-1, 3).mean(0) / 255
     assert np.allclose(mean, [0.491, 0.481, 0.444], atol=0.005)  # RGB order and decoding are right
+
+
+def test_probe_protocols_report_final_or_best_and_step_their_schedule(small_cifar, monkeypatch):
+    import essl_core.evaluate as ev
+
+    scores = iter([10.0, 30.0, 20.0])
+    tested, lrs = [], []
+    monkeypatch.setattr(ev, "_test_accuracy", lambda *a: tested.append(1) or next(scores))
+    original_step = torch.optim.SGD.step
+
+    def record_lr(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", record_lr)
+    data = small_cifar.subset(128, 40, seed=0)
+    backbone = CifarResNet18(width=4)
+    best = linear_probe(backbone, data, torch.device("cpu"), epochs=3, batch_size=64, lr=1.0, progress=False,
+                        protocol=ev.PROBES["imagenet-barlowtwins"], image_size=32)  # fmt: skip
+    assert best == 30.0 and len(tested) == 3  # tested after every epoch, the best reported
+    # Per-epoch cosine: two steps per epoch share one lr, 1.0, then 0.75, then 0.25.
+    assert lrs == pytest.approx([1.0, 1.0, 0.75, 0.75, 0.25, 0.25])
+    lrs.clear()
+    scores, tested[:] = iter([42.0]), []
+    final = linear_probe(backbone, data, torch.device("cpu"), epochs=3, batch_size=64, lr=1.0, progress=False)
+    assert final == 42.0 and len(tested) == 1  # CIFAR-10: tested once, after the last epoch
+    assert lrs == pytest.approx([0.5 * (1 + math.cos(math.pi * i / 6)) for i in range(6)])  # per-step cosine
+
+
+def test_imagenet_probe_head_starts_small_and_simsiam_probe_uses_lars(small_cifar, monkeypatch):
+    import essl_core.evaluate as ev
+    from essl_core.lars import LARS
+
+    made = []
+    monkeypatch.setattr(ev, "LARS", lambda params, **kw: made.append(kw) or LARS(params, **kw))
+    heads = []
+    monkeypatch.setattr(ev, "_test_accuracy", lambda frozen, head, *a: heads.append(head) or 0.0)
+    data = small_cifar.subset(64, 20, seed=0)
+    linear_probe(CifarResNet18(width=4), data, torch.device("cpu"), epochs=1, batch_size=64, lr=0.0,
+                 progress=False, protocol=ev.PROBES["imagenet-simsiam"])  # fmt: skip
+    assert made == [{"lr": 0.0, "weight_decay": 0.0, "momentum": 0.9}]
+    w, b = heads[0].weight.detach(), heads[0].bias.detach()
+    assert abs(float(w.std()) - 0.01) < 0.002 and torch.equal(b, torch.zeros_like(b))  # lr 0: still as initialised

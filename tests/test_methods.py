@@ -22,7 +22,8 @@ def test_the_registry_builds_every_recipe_and_rejects_unknown_methods():
         model = build_model(recipe)
         assert isinstance(model, METHODS[recipe.method])
         assert (model.equivariance is not None) == (recipe.lmbd > 0)
-        out = model(*_views(4, recipe.lmbd > 0))
+        labels = torch.arange(4) if recipe.online_head else None  # the ImageNet online classifier's
+        out = model(*_views(4, recipe.lmbd > 0), labels=labels)
         assert torch.isfinite(out["loss"])
     with pytest.raises(EsslError, match="method must be one of simclr, simsiam, barlowtwins"):
         get_recipe("cifar10-simclr", "smoke", {"method": "byol"})

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from essl_core.models import BasicBlock, CifarResNet18, projector, rotation_head, simsiam_predictor
+from essl_core.models import BasicBlock, CifarResNet18, mlp_projector, rotation_head, simsiam_predictor
 
 
 def test_cifar_resnet18_matches_spec():
@@ -31,7 +31,7 @@ def _types(seq):
 
 
 def test_projector_ends_in_affine_free_batchnorm_without_biases():
-    proj = projector(512, 2048, 2048)
+    proj = mlp_projector(512, 2048, 2048)
     assert _types(proj) == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]
     assert proj[0].bias is None and proj[3].bias is None
     assert proj[1].affine and not proj[4].affine

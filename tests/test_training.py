@@ -26,6 +26,9 @@ def test_schedule_warms_up_linearly_then_cosine_to_zero():
     assert cosine_lr(0, 100, 1e-3) == 1e-3
     assert cosine_lr(50, 100, 1e-3) == pytest.approx(5e-4)
     assert cosine_lr(100, 100, 1e-3) == pytest.approx(0.0)
+    # The ImageNet schedule ends at 0.001 x base: base * q + 0.001 * base * (1 - q), q the half-cosine.
+    assert cosine_lr(100, 100, 4.8, 10, final_ratio=0.001) == pytest.approx(0.0048)
+    assert cosine_lr(55, 100, 4.8, 10, final_ratio=0.001) == pytest.approx(4.8 * 0.5 + 0.0048 * 0.5)
 
 
 def _fixed_views(data, sizes, n=64):

@@ -19,10 +19,12 @@ from ..models import rotation_head
 class EquivarianceBranch(nn.Module):
     """The transformation-prediction head and its loss; it exists exactly when the recipe's lambda is > 0."""
 
-    def __init__(self, feature_dim: int, hidden: int, group: Group, copies: int, second_relu: bool) -> None:
+    def __init__(
+        self, feature_dim: int, hidden: int, group: Group, copies: int, second_relu: bool, bottleneck: int = 0
+    ) -> None:
         super().__init__()
         self.group, self.copies = group, copies
-        self.head = rotation_head(feature_dim, hidden, group.size, second_relu=second_relu)
+        self.head = rotation_head(feature_dim, hidden, group.size, second_relu=second_relu, bottleneck=bottleneck)
 
     def transformed_batch(self, x3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The branch's batch from the normalised view x3: every element of the group (block layout, as the

@@ -1,11 +1,12 @@
-"""SimCLR (CIFAR-10 official code): the BN projector and the cross-view InfoNCE (or NT-Xent as an option)."""
+"""SimCLR (the official CIFAR-10 and ImageNet code): the BN projector and the cross-view InfoNCE (or NT-Xent as an
+option). On ImageNet the projector has two hidden layers and an affine last BatchNorm, temperature 0.2."""
 
 from __future__ import annotations
 
 import torch
 
 from ..losses import cross_view_infonce, nt_xent
-from ..models import projector
+from ..models import mlp_projector
 from .base import Method
 
 
@@ -14,7 +15,11 @@ class SimCLR(Method):
     e_head_second_relu = True
 
     def build_heads(self, feature_dim: int) -> None:
-        self.projector = projector(feature_dim, self.recipe.proj_hidden, self.recipe.proj_dim)
+        r = self.recipe
+        if r.family == "imagenet":
+            self.projector = mlp_projector(feature_dim, r.proj_hidden, r.proj_dim, 2, "bn_affine")
+        else:
+            self.projector = mlp_projector(feature_dim, r.proj_hidden, r.proj_dim)
 
     def invariance_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         r = self.recipe
