@@ -89,8 +89,17 @@ def normalize_uint8(x: torch.Tensor) -> torch.Tensor:
     return normalize_pixels(to_pixels(x))
 
 
+def as_pil(item) -> Image.Image:
+    """One image of an ImageData: a uint8 HWC array, or the path of an image file (the full ImageNet tier)."""
+    if isinstance(item, (str, np.str_)):
+        with Image.open(item) as img:  # torchvision's ImageFolder loader: decode, then RGB
+            return img.convert("RGB")
+    return Image.fromarray(item)
+
+
 class ImageViews(Dataset):
-    """uint8 HWC images -> PIL -> each transform of `transforms`; items are (tuple of views, label)."""
+    """Images (uint8 HWC arrays or file paths) -> PIL -> each transform of `transforms`; items are (tuple of
+    views, label)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transforms: Sequence[Callable]) -> None:
         self.images, self.labels, self.transforms = images, labels, list(transforms)
@@ -99,7 +108,7 @@ class ImageViews(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        img = Image.fromarray(self.images[i])
+        img = as_pil(self.images[i])
         return tuple(t(img) for t in self.transforms), int(self.labels[i])
 
 

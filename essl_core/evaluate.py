@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,14 +58,33 @@ def extract_features(
     batch_size: int = 512,
     amp: str = "bf16",
     stats: Stats = NORMALIZATION["cifar10"],
+    image_size: int = 224,
 ) -> torch.Tensor:
-    """Backbone features of uint8 NHWC images under the test transform, in eval mode."""
+    """Backbone features of uint8 NHWC images under the test transform, in eval mode; image files (the full
+    ImageNet tier) get ImageNet's Resize + CenterCrop to `image_size` first."""
+    if images.dtype.kind in "US":
+        return _file_features(backbone, images, device, batch_size, amp, image_size)
     feats = [
         pixel_features(
             backbone, to_pixels(torch.from_numpy(images[i : i + batch_size])), device, batch_size, amp, stats
         )
         for i in range(0, len(images), batch_size)
     ]
+    return torch.cat(feats)
+
+
+@torch.no_grad()
+def _file_features(backbone: nn.Module, paths: np.ndarray, device, batch_size: int, amp: str, size: int):
+    was_training = backbone.training
+    backbone.eval()
+    test_transform = imagenet_probe_transforms(size)[1]
+    dl = loader(ImageViews(paths, np.zeros(len(paths), np.int64), [test_transform]), batch_size, shuffle=False,
+                drop_last=False, workers=min(8, os.cpu_count() or 1))  # fmt: skip
+    feats = []
+    for (x,), _ in dl:
+        with autocast(device, amp):
+            feats.append(backbone(x.to(device)).float())
+    backbone.train(was_training)
     return torch.cat(feats)
 
 
@@ -149,11 +169,13 @@ def knn_accuracy(
     t: float = 0.1,
     amp: str = "bf16",
     stats: Stats = NORMALIZATION["cifar10"],
+    image_size: int = 224,
 ) -> float:
     """Top-1 % of the kNN classifier: training set (test transform) as memory bank, test set as queries. The
-    images are used as stored (CIFAR-10's 32 px; an ImageNet cache's resized, centre-cropped side)."""
-    bank = extract_features(backbone, data.train_x, device, amp=amp, stats=stats)
-    queries = extract_features(backbone, data.test_x, device, amp=amp, stats=stats)
+    images are used as stored (CIFAR-10's 32 px; an ImageNet cache's resized, centre-cropped side); original
+    image files are resized and centre-cropped to `image_size`."""
+    bank = extract_features(backbone, data.train_x, device, amp=amp, stats=stats, image_size=image_size)
+    queries = extract_features(backbone, data.test_x, device, amp=amp, stats=stats, image_size=image_size)
     labels = torch.from_numpy(data.train_y).to(device)
     pred = knn_predict(bank, labels, queries, k, t)
     return float(100.0 * (pred.cpu().numpy() == data.test_y).mean())

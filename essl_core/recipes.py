@@ -29,7 +29,8 @@ class Recipe:
     lmbd: float  # weight of the rotation-prediction loss; 0 disables the E-SSL branch
     family: str = "cifar10"
     dataset: str = "cifar10"  # what it trains on: "cifar10", "imagenette" or "imagenet-1k"
-    cache_side: int = 64  # ImageNet datasets: the side of the prepared cache to read (0: the original JPEGs)
+    cache_side: int = 64  # ImageNet datasets: the side of the prepared cache to read (0: the original images)
+    image_folder: str = ""  # with cache_side 0: the ImageFolder root (default <data root>/imagenet/<dataset>)
     backbone: str = "cifar_resnet18"  # one of essl_core.models.BACKBONES
     image_size: int = 32  # side of the two SSL views
     epochs: int = 800

@@ -198,7 +198,14 @@ def evaluate_checkpoint(
     trainer = Trainer(recipe, Path(checkpoint).parent, dev, data, progress)
     trainer.load_state(ckpt)
     knn = knn_accuracy(
-        trainer.model.backbone, data, dev, recipe.knn_k, recipe.knn_t, recipe.amp, NORMALIZATION[recipe.family]
+        trainer.model.backbone,
+        data,
+        dev,
+        recipe.knn_k,
+        recipe.knn_t,
+        recipe.amp,
+        NORMALIZATION[recipe.family],
+        recipe.image_size,
     )
     record = _record("eval", trainer, knn, start, origin)
     record["checkpoint"] = {"path": str(Path(checkpoint).resolve()), "epoch": ckpt["epoch"]}

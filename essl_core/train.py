@@ -240,7 +240,14 @@ class Trainer:
             if (self.epoch % r.knn_every == 0 or last) and self.world.main:
                 k0 = time.perf_counter()
                 entry["knn_top1"] = knn_accuracy(
-                    self.model.backbone, self.data, self.device, r.knn_k, r.knn_t, r.amp, NORMALIZATION[r.family]
+                    self.model.backbone,
+                    self.data,
+                    self.device,
+                    r.knn_k,
+                    r.knn_t,
+                    r.amp,
+                    NORMALIZATION[r.family],
+                    r.image_size,
                 )
                 entry["knn_time_s"] = time.perf_counter() - k0
             barrier()  # the other ranks wait for rank 0's kNN

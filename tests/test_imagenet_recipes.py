@@ -137,3 +137,29 @@ def test_imagenet_esimclr_smoke_run_from_the_command_line(imagenette_root, tmp_p
     assert all(abs(t - (s + 0.4 * q + o)) < 1e-3 * t for t, s, q, o in zip(loss, ssl, rot, online, strict=True))
     assert abs(online[0] - 2.30) < 0.3 and record["config"]["optimizer"] == "lars"
     assert 0 <= record["metrics"]["knn_top1"] <= 100
+
+
+def test_the_full_tier_reads_original_image_files(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from essl_core.errors import EsslError
+    from essl_core.runs import pretrain
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("val", 5)):
+        for wnid in ("n00000001", "n00000002"):
+            (tmp_path / "in" / split / wnid).mkdir(parents=True)
+            for i in range(n):  # photographs come in many sizes; the views crop and resize them
+                size = (int(rng.integers(40, 90)), int(rng.integers(40, 90)))
+                pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / "in" / split / wnid / f"{i}.JPEG")
+    overrides = {"cache_side": 0, "image_folder": str(tmp_path / "in"), "batch_size": 16, "epochs": 1}
+    recipe = get_recipe("imagenet-esimclr", "smoke", overrides)
+    data = recipe_data(recipe)
+    assert data.train_x.dtype.kind == "U" and data.meta["counts"] == {"train": 40, "test": 10}
+    record = pretrain(recipe, tmp_path / "run", progress=False)
+    assert record["dataset"]["name"].startswith("ImageNet 2-class subset (original images, ")
+    assert 0 <= record["metrics"]["knn_top1"] <= 100 and record["metrics"]["epochs_trained"] == 1
+    with pytest.raises(EsslError, match="no ImageNet images at .*imagenet-1k .*--set image_folder=PATH"):
+        recipe_data(get_recipe("imagenet-esimclr", "full"), tmp_path)
