@@ -25,7 +25,8 @@ NORMALIZATION: dict[str, Stats] = {"cifar10": (CIFAR_MEAN, CIFAR_STD), "imagenet
 BICUBIC = T.InterpolationMode.BICUBIC
 
 
-def _finish(stats: Stats = NORMALIZATION["cifar10"]) -> list:
+def to_normalized_tensor(stats: Stats = NORMALIZATION["cifar10"]) -> list:
+    """ToTensor and Normalize with `stats`: the last steps of every per-image transform."""
     return [T.ToTensor(), T.Normalize(*stats)]
 
 
@@ -37,24 +38,25 @@ def ssl_view(size: int = 32, scale: tuple[float, float] = (0.2, 1.0)) -> T.Compo
             T.RandomHorizontalFlip(),
             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
             T.RandomGrayscale(p=0.2),
-            *_finish(),
+            *to_normalized_tensor(),
         ]
     )
 
 
 def plain_transform() -> T.Compose:
     """No augmentation (kNN memory bank and queries)."""
-    return T.Compose(_finish())
+    return T.Compose(to_normalized_tensor())
 
 
 def probe_train_transform() -> T.Compose:
     """Linear-probe training augmentation: bicubic RandomResizedCrop(32), default scale, and a flip."""
-    return T.Compose([T.RandomResizedCrop(32, interpolation=BICUBIC), T.RandomHorizontalFlip(), *_finish()])
+    crop = T.RandomResizedCrop(32, interpolation=BICUBIC)
+    return T.Compose([crop, T.RandomHorizontalFlip(), *to_normalized_tensor()])
 
 
 def probe_test_transform() -> T.Compose:
     """Linear-probe evaluation: bicubic Resize(36) then CenterCrop(32)."""
-    return T.Compose([T.Resize(36, interpolation=BICUBIC), T.CenterCrop(32), *_finish()])
+    return T.Compose([T.Resize(36, interpolation=BICUBIC), T.CenterCrop(32), *to_normalized_tensor()])
 
 
 def to_pixels(x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageFilter
 from torchvision import transforms as T
 
-from .augment import BICUBIC, NORMALIZATION
+from .augment import BICUBIC, NORMALIZATION, to_normalized_tensor
 
 FULL_SIDE = 224  # the resolution the official sigma range is stated for
 
@@ -52,8 +52,7 @@ def imagenet_view(
             T.RandomGrayscale(p=0.2),
             RandomBlur(blur_p, (0.1 * k, 2.0 * k)),
             T.RandomSolarize(128, p=solarize_p),  # PIL's ImageOps.solarize: invert every value >= 128
-            T.ToTensor(),
-            T.Normalize(*NORMALIZATION["imagenet"]),
+            *to_normalized_tensor(NORMALIZATION["imagenet"]),
         ]
     )
 
@@ -75,7 +74,7 @@ def imagenet_transforms(
 def imagenet_probe_transforms(size: int) -> tuple[T.Compose, T.Compose]:
     """The ImageNet linear probes' (train, test) transforms at side `size`: RandomResizedCrop + flip;
     Resize(size * 256/224) + CenterCrop(size)."""
-    finish = [T.ToTensor(), T.Normalize(*NORMALIZATION["imagenet"])]
+    finish = to_normalized_tensor(NORMALIZATION["imagenet"])
     train = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *finish])
     test = T.Compose([T.Resize(round(size * 256 / FULL_SIDE)), T.CenterCrop(size), *finish])
     return train, test

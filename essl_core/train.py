@@ -168,7 +168,7 @@ class Trainer:
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         with autocast(self.device, self.recipe.amp):
-            out = self.forward(*views, labels=labels) if labels is not None else self.forward(*views)
+            out = self.forward(*views, labels=labels)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler:
             # One optimizer, so the scale is updated once, after the predictor's step too (the official fp16
@@ -306,16 +306,14 @@ def make_views(recipe: Recipe, data: ImageData, view_sizes: list[int], device: t
     """The recipe's view pipeline over the training images (uint8 NHWC); ImageNet's yields the labels too (the
     online classifier's)."""
     r = recipe
-    images = data.train_x
+    world = current_world()
     if r.family == "imagenet":
-        transforms = imagenet_transforms(r.image_size, r.crop_scale, r.rot_size, r.rotation_crop_scale)
+        views = imagenet_transforms(r.image_size, r.crop_scale, r.rot_size, r.rotation_crop_scale)
+        transforms = views[: len(view_sizes)]  # no rotation view without the E-branch
         labels = data.train_y if r.online_head else None
-        world = current_world()
-        return ReferenceViews(images, transforms[: len(view_sizes)], r.batch_size, device, labels=labels,
-                              workers=r.workers, seed=r.seed, rank=world.rank, world=world.size)  # fmt: skip
-    if r.augment == "batched":
+    elif r.augment == "batched":
         return BatchedViews(
-            images,
+            data.train_x,
             view_sizes,
             r.batch_size,
             device,
@@ -325,7 +323,7 @@ def make_views(recipe: Recipe, data: ImageData, view_sizes: list[int], device: t
             base_augment=r.base_augment,
             invariance=GROUPS[r.invariance] if r.invariance else None,
         )
-    transforms = [ssl_view(size, r.crop_scale) for size in view_sizes]
-    world = current_world()
-    return ReferenceViews(images, transforms, r.batch_size, device, workers=r.workers, seed=r.seed,
-                          rank=world.rank, world=world.size)  # fmt: skip
+    else:
+        transforms, labels = [ssl_view(size, r.crop_scale) for size in view_sizes], None
+    return ReferenceViews(data.train_x, transforms, r.batch_size, device, labels=labels, workers=r.workers,
+                          seed=r.seed, rank=world.rank, world=world.size)  # fmt: skip
