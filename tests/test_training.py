@@ -138,8 +138,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(cifar_root, tmp_path,
     original = Method.forward
     calls = {"n": 0}
 
-    def poisoned(self, *views):
-        out = original(self, *views)
+    def poisoned(self, *views, **kwargs):
+        out = original(self, *views, **kwargs)
         calls["n"] += 1
         if calls["n"] == 14:  # global step 14, in epoch 2
             out["loss"] = out["loss"] * float("nan")
