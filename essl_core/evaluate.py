@@ -191,6 +191,7 @@ class ProbeProtocol:
     report: str = "final"  # or "best": the best test accuracy over epochs, as the official ImageNet probes
     init_std: float | None = None  # N(0, init_std) weights and zero bias; None: nn.Linear's default
     imagenet: bool = False  # ImageNet's transforms and normalisation
+    lr_per_256: bool = False  # the lr is per 256 images, scaled by batch/256 (the official SimSiam probe)
     source: str = "the official cifar10/main.py (eval_loop)"
 
 
@@ -210,6 +211,7 @@ PROBES = {
     "imagenet-simsiam": ProbeProtocol(
         **{**_IMAGENET_PROBE, "weight_decay": 0.0},
         optimizer="lars",
+        lr_per_256=True,
         source="the official imagenet/simsiam/linear_probe.py, with LARS in place of apex's LARC",
     ),
 }
@@ -253,6 +255,8 @@ def linear_probe(
         if protocol.init_std is not None:  # the official ImageNet probes: N(0, 0.01) weights, zero bias
             nn.init.normal_(head.weight, std=protocol.init_std)
             nn.init.zeros_(head.bias)
+    if protocol.lr_per_256:
+        lr = lr * batch_size / 256
     if protocol.optimizer == "lars":
         opt = LARS(head.parameters(), lr=lr, weight_decay=protocol.weight_decay, momentum=0.9)
     else:

@@ -182,6 +182,7 @@ _IMAGENET = dict(
     augment="reference",
     workers=8,
     checkpoint_every=1,
+    knn_every=10,  # a kNN pass embeds all 1.28M training images: every 10th epoch (and the last)
 )
 _SIMCLR_IN = dict(_IMAGENET, proj_hidden=2048, proj_dim=128, temperature=0.2, rot_bottleneck=128)
 _BT_IN = dict(
@@ -199,7 +200,7 @@ _SIMSIAM_IN = dict(
     proj_dim=2048,
     pred_hidden=512,
     online_head=False,
-    probe_lr=1.6,  # 0.1 x 4096/256, LARS, batch 4096, 90 epochs (the official SimSiam probe)
+    probe_lr=0.1,  # per 256 images: 1.6 at batch 4096; LARS, 90 epochs (the official SimSiam probe)
     probe_batch=4096,
     probe_epochs=90,
     probe_protocol="imagenet-simsiam",

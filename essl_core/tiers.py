@@ -72,6 +72,7 @@ TIERS: dict[str, Tier] = {
             probe_epochs=1,
             probe_batch=32,
             probe_runs=1,
+            knn_every=1,
             workers=0,
         ),
         study=dict(train_subset=256, test_subset=100, epochs=1, warmup_epochs=0, checkpoint_every=1),

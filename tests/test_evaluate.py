@@ -96,3 +96,6 @@ def test_imagenet_probe_head_starts_small_and_simsiam_probe_uses_lars(small_cifa
     assert made == [{"lr": 0.0, "weight_decay": 0.0, "momentum": 0.9}]
     w, b = heads[0].weight.detach(), heads[0].bias.detach()
     assert abs(float(w.std()) - 0.01) < 0.002 and torch.equal(b, torch.zeros_like(b))  # lr 0: still as initialised
+    linear_probe(CifarResNet18(width=4), data, torch.device("cpu"), epochs=1, batch_size=64, lr=0.1,
+                 progress=False, protocol=ev.PROBES["imagenet-simsiam"])  # fmt: skip
+    assert made[-1]["lr"] == pytest.approx(0.1 * 64 / 256)  # the official SimSiam probe: lr x batch/256
