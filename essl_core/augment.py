@@ -7,11 +7,12 @@ batched on-device implementation can replace the reference without touching the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
@@ -30,17 +31,58 @@ def to_normalized_tensor(stats: Stats = NORMALIZATION["cifar10"]) -> list:
     return [T.ToTensor(), T.Normalize(*stats)]
 
 
+@dataclass(frozen=True)
+class ViewSpec:
+    """The random augmentation of one view; both pipelines make their views from it (`pil_view` per image,
+    `batched_views` per batch). Blur and solarisation are absent where None (CIFAR-10) and present, if perhaps
+    with probability 0, as steps of the official ImageNet views (their random draws are part of the stream)."""
+
+    size: int = 32
+    scale: tuple[float, float] = (0.2, 1.0)
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # ColorJitter's four strengths, p=0.8
+    blur_p: float | None = None
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # in pixels of the view
+    solarize_p: float | None = None
+    interpolation: str = "bilinear"  # RandomResizedCrop's resampling in the reference pipeline
+    stats: str = "cifar10"  # the normalisation, a key of NORMALIZATION
+
+
+class RandomBlur:
+    """PIL Gaussian blur with probability `p` and sigma ~ U(sigma_min, sigma_max) (the official GaussianBlur),
+    drawn from torch's generator (the official code uses Python's `random`) so that an epoch replays exactly."""
+
+    def __init__(self, p: float, sigma: tuple[float, float] = (0.1, 2.0)) -> None:
+        self.p, self.sigma = p, sigma
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        if torch.rand(1).item() >= self.p:
+            return img
+        lo, hi = self.sigma
+        return img.filter(ImageFilter.GaussianBlur(lo + (hi - lo) * torch.rand(1).item()))
+
+    def __repr__(self) -> str:
+        return f"RandomBlur(p={self.p}, sigma={self.sigma})"
+
+
+def pil_view(spec: ViewSpec) -> T.Compose:
+    """The per-image transform of one view: RandomResizedCrop, flip, ColorJitter with p=0.8, grayscale with
+    p=0.2, then the blur and solarisation the spec has, ToTensor and Normalize."""
+    steps = [
+        T.RandomResizedCrop(spec.size, scale=spec.scale, interpolation=T.InterpolationMode(spec.interpolation)),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(*spec.jitter)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+    ]
+    if spec.blur_p is not None:
+        steps.append(RandomBlur(spec.blur_p, spec.blur_sigma))
+    if spec.solarize_p is not None:
+        steps.append(T.RandomSolarize(128, p=spec.solarize_p))  # PIL's solarize: invert every value >= 128
+    return T.Compose([*steps, *to_normalized_tensor(NORMALIZATION[spec.stats])])
+
+
 def ssl_view(size: int = 32, scale: tuple[float, float] = (0.2, 1.0)) -> T.Compose:
-    """One SSL view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1) p=0.8, grayscale p=0.2."""
-    return T.Compose(
-        [
-            T.RandomResizedCrop(size, scale=scale),
-            T.RandomHorizontalFlip(),
-            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-            T.RandomGrayscale(p=0.2),
-            *to_normalized_tensor(),
-        ]
-    )
+    """One CIFAR-10 SSL view: RandomResizedCrop, flip, ColorJitter(0.4, 0.4, 0.4, 0.1) p=0.8, grayscale p=0.2."""
+    return pil_view(ViewSpec(size, scale))
 
 
 def plain_transform() -> T.Compose:

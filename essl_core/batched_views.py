@@ -1,12 +1,14 @@
 """The fast view pipeline: the uint8 dataset resident on the device, augmented in batches with per-sample draws.
 
-It draws the same random parameters as the per-image reference (`augment.ssl_view`): torchvision's
-RandomResizedCrop rule, a flip with p=0.5, ColorJitter(0.4, 0.4, 0.4, 0.1) with p=0.8 in a random order per
-image, grayscale with p=0.2; then applies them to a whole batch at once, every image with its own draw
-(torchvision's transforms on a batch tensor would share one draw across the batch). Differences from the
-PIL reference, all within the tolerances tested in `tests/test_batched_views.py`: pixels stay float between
-the operations (PIL rounds to uint8 after each), and the crop is resampled with `roi_align`, which averages
-bilinear samples inside each output pixel (PIL's antialiasing filter is a triangle of the same width).
+It draws the same random parameters as the per-image reference (`augment.pil_view` of the same `ViewSpec`):
+torchvision's RandomResizedCrop rule, a flip with p=0.5, ColorJitter with p=0.8 in a random order per image,
+grayscale with p=0.2 and, for the ImageNet views, a Gaussian blur and solarisation; then applies them to a
+whole batch at once, every image with its own draw (torchvision's transforms on a batch tensor would share one
+draw across the batch). Differences from the PIL reference, all within the tolerances tested in
+`tests/test_batched_views.py`: pixels stay float between the operations (PIL rounds to uint8 after each); the
+crop is resampled with `roi_align`, which averages bilinear samples inside each output pixel (PIL's
+antialiasing filter is a triangle of the same width; the ImageNet views' bicubic is not reproduced); the blur
+is a true Gaussian cut at 3 sigma (PIL's GaussianBlur approximates one with three box blurs).
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from .augment import epoch_seed, normalize_pixels
+from .augment import NORMALIZATION, Stats, ViewSpec, epoch_seed, normalize_pixels
 from .groups import Group
 
 # ITU-R 601-2 luma weights as torchvision's tensor `rgb_to_grayscale` uses them.
 LUMA = (0.2989, 0.587, 0.114)
-JITTER = dict(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)
 BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # ColorJitter's four operations, as its order indices
 
 
@@ -40,13 +42,17 @@ class ViewParams:
     factors: torch.Tensor  # (n, 4) brightness, contrast, saturation factors and hue shift
     order: torch.Tensor  # (n, 4) a permutation of the four jitter operations per sample
     gray: torch.Tensor  # (n,) bool
+    blur_sigma: torch.Tensor | None = None  # (n,) the Gaussian blur's sigma in pixels, 0 for no blur
+    blur_radius: int = 0  # the blur kernel's half-width: 3 x the largest sigma the spec allows
+    solarize: torch.Tensor | None = None  # (n,) bool
     element: torch.Tensor | None = None  # (n,) long: the invariance group's element per view, if there is one
 
 
 def crop_only(params: ViewParams) -> ViewParams:
-    """The same crops with no flip, colour jitter or grayscale (the transformation study's base augmentation)."""
+    """The same crops with no flip, colour jitter, grayscale, blur or solarisation (the transformation study's
+    base augmentation)."""
     off = torch.zeros_like(params.flip)
-    return dataclasses.replace(params, flip=off, jitter=off, gray=off)
+    return dataclasses.replace(params, flip=off, jitter=off, gray=off, blur_sigma=None, solarize=None)
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator, device) -> torch.Tensor:
@@ -91,23 +97,36 @@ def sample_crop_boxes(
     return torch.stack([left, top, left + w, top + h], 1)
 
 
-def sample_view_params(n: int, height: int, width: int, gen: torch.Generator, scale=(0.2, 1.0)) -> ViewParams:
-    """Draw every random choice of `n` views."""
+CIFAR_VIEW = ViewSpec()  # the CIFAR-10 SSL view
+
+
+def sample_view_params(
+    n: int, height: int, width: int, gen: torch.Generator, spec: ViewSpec = CIFAR_VIEW
+) -> ViewParams:
+    """Draw every random choice of `n` views made as `spec` says (its size is applied later)."""
     device = gen.device
-    boxes = sample_crop_boxes(n, height, width, gen, scale)
+    boxes = sample_crop_boxes(n, height, width, gen, spec.scale)
     coin = torch.rand(n, 3, generator=gen, device=device)
-    j = JITTER
+    brightness, contrast, saturation, hue = spec.jitter
     factors = torch.stack(
         [
-            _uniform(n, 1 - j["brightness"], 1 + j["brightness"], gen, device),
-            _uniform(n, 1 - j["contrast"], 1 + j["contrast"], gen, device),
-            _uniform(n, 1 - j["saturation"], 1 + j["saturation"], gen, device),
-            _uniform(n, -j["hue"], j["hue"], gen, device),
+            _uniform(n, 1 - brightness, 1 + brightness, gen, device),
+            _uniform(n, 1 - contrast, 1 + contrast, gen, device),
+            _uniform(n, 1 - saturation, 1 + saturation, gen, device),
+            _uniform(n, -hue, hue, gen, device),
         ],
         1,
     )
     order = torch.rand(n, 4, generator=gen, device=device).argsort(1)  # a uniform random permutation per row
-    return ViewParams(boxes, coin[:, 0] < 0.5, coin[:, 1] < 0.8, factors, order, coin[:, 2] < 0.2)
+    params = ViewParams(boxes, coin[:, 0] < 0.5, coin[:, 1] < 0.8, factors, order, coin[:, 2] < 0.2)
+    if spec.blur_p:
+        blurred = torch.rand(n, generator=gen, device=device) < spec.blur_p
+        sigma = _uniform(n, *spec.blur_sigma, gen, device)
+        params.blur_sigma = torch.where(blurred, sigma, 0.0)
+        params.blur_radius = max(1, math.ceil(3 * spec.blur_sigma[1]))
+    if spec.solarize_p:
+        params.solarize = torch.rand(n, generator=gen, device=device) < spec.solarize_p
+    return params
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -164,11 +183,28 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) ->
     return x
 
 
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Blur each image of (n, c, h, w) `x` with its own Gaussian of standard deviation `sigma` (n,) pixels, 0
+    leaving it as it is; a separable kernel of 2 * radius + 1 taps, edge pixels repeated beyond the border."""
+    n, c, h, w = x.shape
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (taps / sigma.clamp_min(1e-3).unsqueeze(1)) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n * c, taps): one per channel
+    y = F.pad(x.reshape(1, n * c, h, w), (radius,) * 4, mode="replicate")
+    y = F.conv2d(y, kernel.view(n * c, 1, 1, -1), groups=n * c)  # along rows, then columns
+    y = F.conv2d(y, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return torch.where((sigma > 0).view(-1, 1, 1, 1), y.view(n, c, h, w), x)
+
+
 def apply_view_params(
-    pixels: torch.Tensor, params: ViewParams, size: int, invariance: Group | None = None
+    pixels: torch.Tensor,
+    params: ViewParams,
+    size: int,
+    invariance: Group | None = None,
+    stats: Stats = NORMALIZATION["cifar10"],
 ) -> torch.Tensor:
-    """Crop-resize, flip, jitter, grayscale, the invariance group's element (if any) and normalise float
-    (n, 3, H, W) pixels in [0, 1]."""
+    """Crop-resize, flip, jitter, grayscale, blur, solarise, the invariance group's element (if any) and
+    normalise (with `stats`) float (n, 3, H, W) pixels in [0, 1]."""
     n = pixels.shape[0]
     rois = torch.cat([torch.arange(n, device=pixels.device, dtype=pixels.dtype).unsqueeze(1), params.boxes], 1)
     # sampling_ratio=-1: ceil(crop/size) bilinear samples per output pixel and axis are averaged, which
@@ -177,9 +213,13 @@ def apply_view_params(
     x = torch.where(params.flip.view(-1, 1, 1, 1), x.flip(-1), x)
     x = torch.where(params.jitter.view(-1, 1, 1, 1), color_jitter(x, params.factors, params.order), x)
     x = torch.where(params.gray.view(-1, 1, 1, 1), grayscale(x).expand(-1, 3, -1, -1), x)
+    if params.blur_sigma is not None:
+        x = gaussian_blur(x, params.blur_sigma, params.blur_radius)
+    if params.solarize is not None:  # PIL inverts the uint8 values >= 128
+        x = torch.where(params.solarize.view(-1, 1, 1, 1) & (x >= 128 / 255), 1 - x, x)
     if invariance is not None:
         x = invariance.apply_each(x, params.element)
-    return normalize_pixels(x)
+    return normalize_pixels(x, stats)
 
 
 def view_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -194,21 +234,20 @@ def view_statistics(x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 class BatchedViews:
-    """The training views, made on the device from a resident uint8 copy of the images (no DataLoader).
+    """The training views, made on the device from a resident uint8 copy of the images (no DataLoader), one
+    view per `ViewSpec`; with `labels`, each step's list ends with the batch's labels (resident too).
 
     An epoch is a permutation drawn from a generator seeded by (seed, epoch), like the reference pipeline's
     order, so a resumed epoch replays exactly; `drop_last` as in the official loader."""
 
-    labelled = False
-
     def __init__(
         self,
         images: np.ndarray,
-        view_sizes: Sequence[int],
+        specs: Sequence[ViewSpec],
         batch_size: int,
         device: torch.device,
         *,
-        scale: tuple[float, float] = (0.2, 1.0),
+        labels: np.ndarray | None = None,
         seed: int = 0,
         compile: bool = False,
         base_augment: str = "full",
@@ -217,8 +256,9 @@ class BatchedViews:
         # Parameters are drawn eagerly (generators do not compile); applying them is one fused graph.
         self.apply = torch.compile(apply_view_params, dynamic=False) if compile else apply_view_params
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
-        self.view_sizes, self.batch_size, self.device = list(view_sizes), batch_size, device
-        self.scale, self.seed = scale, seed
+        self.labelled = labels is not None
+        self.labels = torch.from_numpy(labels).to(device) if self.labelled else None
+        self.specs, self.batch_size, self.device, self.seed = list(specs), batch_size, device, seed
         self.base_augment, self.invariance = base_augment, invariance
         self.steps_per_epoch = len(images) // batch_size
 
@@ -226,19 +266,21 @@ class BatchedViews:
         gen = torch.Generator(self.device).manual_seed(epoch_seed(self.seed, epoch))
         order = torch.randperm(len(self.images), generator=gen, device=self.device)
         for step in range(self.steps_per_epoch):
-            batch = self.images[order[step * self.batch_size : (step + 1) * self.batch_size]].float().div_(255)
-            yield self.views(batch, gen)
+            index = order[step * self.batch_size : (step + 1) * self.batch_size]
+            views = self.views(self.images[index].float().div_(255), gen)
+            yield [*views, self.labels[index]] if self.labelled else views
 
     def views(self, pixels: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
-        """All views of one batch; views of the same size are augmented in one call (one set of launches)."""
-        by_size = {}
-        for size, copies in Counter(self.view_sizes).items():
+        """All views of one batch; views with the same spec are augmented in one call (one set of launches)."""
+        by_spec = {}
+        for spec, copies in Counter(self.specs).items():
             n, _, height, width = pixels.shape
-            params = sample_view_params(n * copies, height, width, gen, self.scale)
+            params = sample_view_params(n * copies, height, width, gen, spec)
             if self.base_augment == "crop":
                 params = crop_only(params)
             if self.invariance is not None:
                 params.element = torch.randint(self.invariance.size, (n * copies,), generator=gen, device=gen.device)
-            views = self.apply(pixels.repeat(copies, 1, 1, 1), params, size, self.invariance)
-            by_size[size] = iter(views.chunk(copies))
-        return [next(by_size[size]) for size in self.view_sizes]
+            views = self.apply(pixels.repeat(copies, 1, 1, 1), params, spec.size, self.invariance,
+                               NORMALIZATION[spec.stats])  # fmt: skip
+            by_spec[spec] = iter(views.chunk(copies))
+        return [next(by_spec[spec]) for spec in self.specs]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 import sys
 import tempfile
@@ -21,13 +22,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .augment import ViewPipeline
+from .augment import NORMALIZATION, ViewPipeline, ViewSpec
 from .checkpoint import recipe_dict
 from .datasets import recipe_data
 from .device import resolve_device
 from .errors import attempt
 from .layout import RUNS, bench_record
-from .recipes import Recipe, get_recipe
+from .recipes import get_recipe
 from .results import dataset_info, make_record, peak_memory, provenance, write_record
 from .tiers import get_tier
 from .train import Trainer
@@ -105,34 +106,41 @@ def host_syncs_per_step(trainer: Trainer, steps: int = 3) -> float | None:
     return sum("synchroniz" in str(w.message) for w in caught) / steps
 
 
-def kornia_views_per_s(recipe: Recipe, images, device: torch.device, steps: int) -> dict | None:
-    """The same augmentations with kornia (for the choice of kernels), if kornia is installed."""
+def kornia_views_per_s(specs: list[ViewSpec], images, batch_size: int, device: torch.device, steps: int) -> dict | None:
+    """The same augmentations (one kornia pipeline per view spec) with kornia, for the choice of kernels, if
+    kornia is installed."""
     try:
         import kornia.augmentation as K
     except ImportError:
         return None
-    from .augment import CIFAR_MEAN, CIFAR_STD
 
-    def pipeline(size: int):
+    def pipeline(spec: ViewSpec):
+        extra = []
+        if spec.blur_p:
+            kernel = 2 * math.ceil(3 * spec.blur_sigma[1]) + 1
+            extra.append(K.RandomGaussianBlur(kernel, spec.blur_sigma, border_type="replicate", p=spec.blur_p))
+        if spec.solarize_p:
+            extra.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=spec.solarize_p))  # threshold 0.5
+        mean, std = NORMALIZATION[spec.stats]
         return K.AugmentationSequential(
-            K.RandomResizedCrop((size, size), scale=recipe.crop_scale),
+            K.RandomResizedCrop((spec.size, spec.size), scale=spec.scale),
             K.RandomHorizontalFlip(),
-            K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
+            K.ColorJitter(*spec.jitter, p=0.8),
             K.RandomGrayscale(p=0.2),
-            K.Normalize(torch.tensor(CIFAR_MEAN), torch.tensor(CIFAR_STD)),
+            *extra,
+            K.Normalize(torch.tensor(mean), torch.tensor(std)),
         ).to(device)
 
-    sizes = [32, 32] + ([recipe.rot_size] if recipe.e_branch else [])
-    augs = {size: pipeline(size) for size in set(sizes)}
-    data = torch.from_numpy(images[: recipe.batch_size * 4]).to(device).permute(0, 3, 1, 2)
+    augs = [pipeline(spec) for spec in specs]
+    data = torch.from_numpy(images[: batch_size * 4]).to(device).permute(0, 3, 1, 2)
 
     def step(i: int) -> None:
-        start = (i % 4) * recipe.batch_size
-        x = data[start : start + recipe.batch_size].float().div(255)
-        for size in sizes:
-            augs[size](x)
+        start = (i % 4) * batch_size
+        x = data[start : start + batch_size].float().div(255)
+        for aug in augs:
+            aug(x)
 
-    result = _throughput(step, itertools.count(), 1, steps, recipe.batch_size, device)
+    result = _throughput(step, itertools.count(), 1, steps, batch_size, device)
     return {
         "images_per_s": result["images_per_s"],
         "note": "kornia's ColorJitter draws one operation order per batch, torchvision one per image",
@@ -193,13 +201,14 @@ def run_bench(
                 f"{ref['images_per_s']:,.0f} source images/s"
             )
         fast = Trainer(fast_recipe, Path(tmp), dev, data, progress=False, fast=True)
+        specs = fast.views.specs
         fst = time_training(fast, warmup, steps)
         fst["host_syncs_per_step"] = attempt("host syncs", lambda: host_syncs_per_step(fast), failures)
         flops = attempt(
             "flop count", lambda: flops_per_image(fast.model, next(fast.views.epoch(0)), fast.amp_dtype), failures
         )
     ratio = fst["images_per_s"] / ref["images_per_s"] if ref else None
-    kornia = attempt("kornia", lambda: kornia_views_per_s(recipe, data.train_x, dev, steps), failures)
+    kornia = attempt("kornia", lambda: kornia_views_per_s(specs, data.train_x, recipe.batch_size, dev, steps), failures)
     peak_name, peak = peak_flops(dev)
     mfu = fst["images_per_s"] * flops / peak if peak and flops else None
     say(

@@ -110,8 +110,8 @@ class Recipe:
             (self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}"),
             (self.probe_protocol in PROBES, f"probe_protocol must be one of {', '.join(PROBES)}"),
             (
-                self.family == "cifar10" or self.augment == "reference",
-                "the ImageNet recipes have only the reference pipeline so far (augment=reference)",
+                self.family == "cifar10" or self.augment == "reference" or self.cache_side > 0,
+                "augment=batched keeps the images on the device: it needs a cache (cache_side > 0), not image files",
             ),
             (self.augment in AUGMENTS, f"augment must be {' or '.join(AUGMENTS)}, not {self.augment!r}"),
             (self.base_augment in ("full", "crop"), f"base_augment must be full or crop, not {self.base_augment!r}"),

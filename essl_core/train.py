@@ -14,7 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from .augment import NORMALIZATION, ReferenceViews, ViewPipeline, ssl_view
+from .augment import NORMALIZATION, ReferenceViews, ViewPipeline, ViewSpec, pil_view
 from .batched_views import BatchedViews
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import ImageData
@@ -23,7 +23,7 @@ from .distributed import barrier, convert_sync_batchnorm, current_world, gather_
 from .errors import EsslError
 from .evaluate import PROBES, knn_accuracy, linear_probe
 from .groups import GROUPS
-from .imagenet_views import imagenet_transforms
+from .imagenet_views import imagenet_view_specs
 from .io import atomic_write
 from .lars import LARS
 from .layout import CHECKPOINT, LOG
@@ -303,27 +303,27 @@ class Trainer:
 
 
 def make_views(recipe: Recipe, data: ImageData, view_sizes: list[int], device: torch.device) -> ViewPipeline:
-    """The recipe's view pipeline over the training images (uint8 NHWC); ImageNet's yields the labels too (the
-    online classifier's)."""
+    """The recipe's view pipeline over the training images (uint8 NHWC, or image files for the reference
+    pipeline); ImageNet's yields the labels too (the online classifier's)."""
     r = recipe
     world = current_world()
     if r.family == "imagenet":
-        views = imagenet_transforms(r.image_size, r.crop_scale, r.rot_size, r.rotation_crop_scale)
-        transforms = views[: len(view_sizes)]  # no rotation view without the E-branch
+        specs = imagenet_view_specs(r.image_size, r.crop_scale, r.rot_size, r.rotation_crop_scale)
+        specs = specs[: len(view_sizes)]  # no rotation view without the E-branch
         labels = data.train_y if r.online_head else None
-    elif r.augment == "batched":
+    else:
+        specs, labels = [ViewSpec(size, r.crop_scale) for size in view_sizes], None
+    if r.augment == "batched":
         return BatchedViews(
             data.train_x,
-            view_sizes,
+            specs,
             r.batch_size,
             device,
-            scale=r.crop_scale,
+            labels=labels,
             seed=r.seed,
             compile=r.compile,
             base_augment=r.base_augment,
             invariance=GROUPS[r.invariance] if r.invariance else None,
         )
-    else:
-        transforms, labels = [ssl_view(size, r.crop_scale) for size in view_sizes], None
-    return ReferenceViews(data.train_x, transforms, r.batch_size, device, labels=labels, workers=r.workers,
-                          seed=r.seed, rank=world.rank, world=world.size)  # fmt: skip
+    return ReferenceViews(data.train_x, [pil_view(spec) for spec in specs], r.batch_size, device, labels=labels,
+                          workers=r.workers, seed=r.seed, rank=world.rank, world=world.size)  # fmt: skip

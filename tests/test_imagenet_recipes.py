@@ -8,8 +8,9 @@ import torch
 from torch import nn
 from torchvision import transforms as T
 
+from essl_core.augment import RandomBlur
 from essl_core.datasets import recipe_data
-from essl_core.imagenet_views import RandomBlur, imagenet_transforms
+from essl_core.imagenet_views import imagenet_transforms
 from essl_core.lars import LARS
 from essl_core.methods import build_model
 from essl_core.recipes import get_recipe

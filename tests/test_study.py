@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import essl_core.study as study
-from essl_core.augment import denormalize_pixels, normalize_pixels
+from essl_core.augment import ViewSpec, denormalize_pixels, normalize_pixels
 from essl_core.batched_views import BatchedViews, apply_view_params, crop_only, sample_view_params
 from essl_core.groups import GROUPS, INVERSION, JIGSAW, ROTATION
 from essl_core.methods import build_model
@@ -50,7 +50,7 @@ def test_invariance_views_apply_each_images_own_element_after_crop_only_augmenta
 
 
 def test_batched_views_of_an_i_ssl_run_draw_an_element_per_view(small_cifar):
-    views = BatchedViews(small_cifar.train_x[:64], [32, 32], 32, torch.device("cpu"), base_augment="crop")
+    views = BatchedViews(small_cifar.train_x[:64], [ViewSpec()] * 2, 32, torch.device("cpu"), base_augment="crop")
     plain = next(views.epoch(0))
     views.invariance = JIGSAW
     jigsawed = next(views.epoch(0))
