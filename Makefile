@@ -68,11 +68,13 @@ bench: data
 	$(BIN)/python -m essl_core bench --tier cpu --record-dir book/results
 
 # GPU work, when the device tool lends a machine. `make gpu-carry` here fills .gpu/ (git-ignored; carry it):
-# the CIFAR-10 copy, the commit being run (the machine may get no .git), and kornia wheels for Python 3.12.
-# Then `bash scripts/gpu-run.sh` (= `make gpu-run`) there runs the benchmark and the budgeted full-recipe
-# runs with the machine's own python3 and writes every record to $OUT.
+# the CIFAR-10 copy, the 64-px Imagenette cache as JPEG (31 MiB), the commit being run (the machine may get no
+# .git), and kornia wheels for Python 3.12. Then `bash scripts/gpu-run.sh` (= `make gpu-run`) there runs the
+# benchmark and the budgeted full-recipe runs with the machine's own python3 and writes every record to $OUT;
+# `bash scripts/gpu-run.sh --experiment imagenet` is the second command (the ImageNet benchmark and replica).
 gpu-carry: setup
 	rm -rf .gpu && mkdir -p .gpu/whl && cp $(ESSL_CIFAR_SOURCE) .gpu/cifar10-jpeg.tar.gz
+	$(BIN)/python -m data_scripts.imagenet --source "$(ESSL_IMAGENETTE_SOURCE)" --side 64 --encoding jpeg --root .gpu/data
 	$(BIN)/python -c "import json; from essl_core.results import git_commit; json.dump(git_commit(), open('.gpu/commit.json', 'w'))"
 	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/whl kornia==0.9.0 kornia-rs==0.2.0

@@ -27,6 +27,7 @@ from .checkpoint import recipe_dict
 from .datasets import recipe_data
 from .device import resolve_device
 from .errors import attempt
+from .imagenet_data import KNOWN_SETS
 from .layout import RUNS, bench_record
 from .recipes import get_recipe
 from .results import dataset_info, make_record, peak_memory, provenance, write_record
@@ -147,6 +148,46 @@ def kornia_views_per_s(specs: list[ViewSpec], images, batch_size: int, device: t
     }
 
 
+def jpeg_decode_per_s(images, device: torch.device, n: int = 256, side: int = 224) -> dict:
+    """Decoding speed of JPEGs (quality 90, `side` px, made from the first `n` cache images resized up): PIL on
+    this process's one thread, as each DataLoader worker of the official pipeline decodes, and torchvision's
+    batched `decode_jpeg` on `device` (nvJPEG on CUDA). For choosing how a GPU is fed at ImageNet-1k scale,
+    where the images do not fit on the device."""
+    import io
+
+    import torch.nn.functional as F
+    from PIL import Image
+    from torchvision.io import decode_jpeg, encode_jpeg
+
+    x = torch.from_numpy(images[:n]).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=False).round().clamp(0, 255).to(torch.uint8)
+    files = [encode_jpeg(im, quality=90) for im in x]
+    t0 = time.perf_counter()
+    for f in files:
+        Image.open(io.BytesIO(f.numpy().tobytes())).convert("RGB").load()
+    pil = len(files) / (time.perf_counter() - t0)
+    decode_jpeg(files[:8], device=device)  # warm-up (the CUDA decoder's start)
+    _sync(device)
+    t0 = time.perf_counter()
+    decode_jpeg(files, device=device)
+    _sync(device)
+    batched = len(files) / (time.perf_counter() - t0)
+    print(
+        f"JPEG decoding ({side} px, q90): PIL {pil:,.0f} img/s per worker, decode_jpeg on {device} {batched:,.0f} img/s"
+    )
+    return {"side": side, "quality": 90, "images": len(files), "pil_per_worker": pil, "decode_jpeg_on_device": batched,
+            "mean_bytes": sum(f.numel() for f in files) / len(files)}  # fmt: skip
+
+
+def imagenet_epoch_estimate(images_per_s: float, gpus: int = 32) -> dict:
+    """What one ImageNet-1k epoch would take on `gpus` devices at a measured per-device throughput: an estimate
+    that assumes linear scaling (no gradient communication, no input pipeline measured)."""
+    epoch = KNOWN_SETS["imagenet-1k"].counts["train"]
+    seconds = epoch / (gpus * images_per_s)
+    return {"gpus": gpus, "images": epoch, "seconds": seconds, "gpu_hours": seconds * gpus / 3600,
+            "assumes": "linear scaling from one device; communication and the input pipeline not measured"}  # fmt: skip
+
+
 def flops_per_image(model: torch.nn.Module, views: list[torch.Tensor], amp_dtype: torch.dtype | None = None) -> float:
     """FLOPs (2 per multiply-add) of one training step's forward and backward per source image, counted by
     `torch.utils.flop_counter` on `views` (the batch's x1, x2 and, for E-SSL, x3)."""
@@ -209,6 +250,10 @@ def run_bench(
         )
     ratio = fst["images_per_s"] / ref["images_per_s"] if ref else None
     kornia = attempt("kornia", lambda: kornia_views_per_s(specs, data.train_x, recipe.batch_size, dev, steps), failures)
+    decode = epoch = None
+    if recipe.family == "imagenet":
+        decode = attempt("jpeg decode", lambda: jpeg_decode_per_s(data.train_x, dev), failures)
+        epoch = imagenet_epoch_estimate(fst["images_per_s"])
     peak_name, peak = peak_flops(dev)
     mfu = fst["images_per_s"] * flops / peak if peak and flops else None
     say(
@@ -230,6 +275,17 @@ def run_bench(
         say(
             f"model FLOPs per source image {flops / 1e9:.3f} GFLOP; fast path {achieved / 1e12:.3f} TFLOP/s"
             + (f", MFU {mfu:.1%} of the {peak_name} bf16 peak {peak / 1e12:.0f} TFLOP/s" if mfu else "")
+        )
+    if decode:
+        say(
+            f"JPEG decoding ({decode['side']} px, q90): PIL {decode['pil_per_worker']:,.0f} img/s per worker, "
+            f"decode_jpeg on {dev} {decode['decode_jpeg_on_device']:,.0f} img/s"
+        )
+    if epoch:
+        say(
+            f"estimate, not a measurement: one ImageNet-1k epoch of this recipe at this rate on {epoch['gpus']} "
+            "such devices takes "
+            f"{epoch['seconds'] / 60:,.1f} min ({epoch['gpu_hours']:,.1f} device-hours; {epoch['assumes']})"
         )
     record = make_record(
         "bench",
@@ -257,6 +313,8 @@ def run_bench(
             "achieved_flops_per_s": achieved,
             "peak_flops": peak,
             "mfu": mfu,
+            "jpeg_decode": decode,
+            "imagenet_epoch_estimate": epoch,
             "warmup_steps": warmup,
             "timed_steps": steps,
             "failures": failures,

@@ -32,3 +32,33 @@ def verdict(a: Sequence[float], b: Sequence[float], paper_sign: int) -> str:
     if d["se"] is None:
         return f"{agrees} (one seed, no error bar)"
     return "within noise" if abs(d["diff"]) < 2 * d["se"] else agrees
+
+
+def mean_sd(values: Sequence[float]) -> str:
+    """'mean ± sample sd' over seeds, or the one value."""
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+METRICS = {"probe": lambda m: m["linear_probe_top1"]["mean"], "kNN": lambda m: m["knn_top1"]}
+
+
+def seed_comparison(groups: dict[str, tuple[dict[int, dict], dict[int, dict]]], names: tuple[str, str]) -> str:
+    """A Markdown table of base vs E-variant over pretraining seeds, per group (a tier, a pipeline) and metric
+    (each run's linear-probe mean, and its final kNN): mean ± sd (seeds), the difference ± its standard error
+    and the verdict on the paper's claim that the E-variant is better. `groups` maps a label to the
+    (base, E-variant) pretraining records by seed."""
+    lines = [
+        f"| | metric | {names[0]} (seeds) | {names[1]} (seeds) | difference ± s.e. | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, (base, equi) in groups.items():
+        for metric, get in METRICS.items():
+            b = [get(base[seed]["metrics"]) for seed in sorted(base)]
+            a = [get(equi[seed]["metrics"]) for seed in sorted(equi)]
+            d = difference(a, b)
+            se = f" ± {d['se']:.2f}" if d["se"] is not None else ""
+            lines.append(
+                f"| {label} | {metric} | {mean_sd(b)} ({len(b)}) | {mean_sd(a)} ({len(a)}) | {d['diff']:+.2f}{se} "
+                f"| {verdict(a, b, +1)} |"
+            )
+    return "\n".join(lines)

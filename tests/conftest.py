@@ -64,5 +64,6 @@ def small_cifar(cifar) -> ImageData:
 
 @pytest.fixture(autouse=True)
 def _threads():
-    # Deterministic, comparable CPU runs; the suite itself is single-process.
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # Deterministic, comparable CPU runs; the suite itself is single-process. $OMP_NUM_THREADS, where set, wins:
+    # beside a long run on the other core, two threads here would run about ten times slower than one.
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, min(2, os.cpu_count() or 1)))

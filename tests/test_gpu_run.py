@@ -99,3 +99,38 @@ def test_a_failed_benchmark_falls_back_to_a_measured_fast_throughput(cifar_root,
     assert steps["deviations pair"]["status"] == "skipped"
     saved = json.loads((tmp_path / "out" / "gpu-run-steps.json").read_text())
     assert saved["steps"] == steps
+
+
+def test_the_imagenet_experiment_benchmarks_then_trains_replica_pairs_while_time_is_left(
+    imagenette_root, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gpu_run_module, "REPLICA_SEEDS", (42, 43))
+    written = gpu_run("smoke", tmp_path / "out", deadline_s=600, data_root=imagenette_root, experiment="imagenet")
+    records = {p.name: read_record(p) for p in written}
+    steps = records["gpu-run-steps.json"]["steps"]
+    assert all(s["status"] == "ok" for s in steps.values()), steps
+    assert list(steps) == ["environment", "bench"] + [
+        f"train imagenet-{m} s{seed}" for seed in (42, 43) for m in ("simclr", "esimclr")
+    ]
+    bench_metrics = records["bench-imagenet-esimclr-smoke-cpu.json"]["metrics"]
+    assert bench_metrics["failures"] == {} and bench_metrics["jpeg_decode"]["decode_jpeg_on_device"] > 0
+    assert bench_metrics["imagenet_epoch_estimate"]["images"] == 1_281_167
+    replica = [r for name, r in records.items() if name.endswith("-batched-cpu.json")]
+    assert sorted((r["recipe"], r["config"]["seed"]) for r in replica) == [
+        (m, seed) for m in ("imagenet-esimclr", "imagenet-simclr") for seed in (42, 43)
+    ]
+    assert all(r["config"]["augment"] == "batched" and r["tier"] == "smoke" for r in replica)
+
+
+def test_the_imagenet_experiment_skips_runs_that_no_longer_fit(imagenette_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clock = iter(range(0, 10_000, 100))  # every reading of the clock is 100 s later
+    monkeypatch.setattr(gpu_run_module.time, "monotonic", lambda: float(next(clock)))
+    written = gpu_run("smoke", tmp_path / "out", deadline_s=1_000, data_root=imagenette_root, experiment="imagenet",
+                      started=0.0)  # fmt: skip
+    steps = read_record(tmp_path / "out" / "gpu-run-steps.json")["steps"]
+    assert steps["bench"]["status"] == "ok"
+    skipped = [name for name, s in steps.items() if s["status"] == "skipped"]
+    assert skipped and all(name.startswith("train ") for name in skipped)
+    assert len(written) == 2 + sum(s["status"] == "ok" for name, s in steps.items() if name.startswith("train "))
