@@ -1,8 +1,11 @@
-"""Checkpoints: written atomically, loaded with `weights_only=True`, and checked against the recipe."""
+"""Checkpoints: written atomically with a checksum, loaded with `weights_only=True`, verified, and checked
+against the recipe."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import os
 import pickle
 import random
@@ -15,8 +18,12 @@ from .errors import EsslError
 from .io import atomic_write
 from .recipes import Recipe
 
-# Format 2: one optimizer with parameter groups, the E-branch's head under `equivariance.head`.
-FORMAT = "essl-checkpoint/2"
+# Format 2: one optimizer with parameter groups, the E-branch's head under `equivariance.head`. Format 3 is
+# format 2's payload serialised, with its sha256 beside it: a flipped byte anywhere is found on load (torch's
+# zip reader does not check its CRCs). Format-2 files (written before the checksum) still load, unverified.
+PAYLOAD_FORMAT = "essl-checkpoint/2"
+FORMAT = "essl-checkpoint/3"
+RECOVER = "train again with --restart (or restore the file from a copy)"
 # Recipe fields that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = {"checkpoint_every", "workers", "knn_every", "compile", "overrides"}
 
@@ -49,8 +56,22 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path: str | os.PathLike, recipe, **state) -> None:
     """Save `state` (epoch, step, model and optimizer state dicts, history, ...) with the recipe (a CIFAR or
     photonics one) and every RNG's state, atomically."""
-    payload = {"format": FORMAT, "recipe": recipe_dict(recipe), "rng": rng_state(), **state}
-    atomic_write(path, lambda fh: torch.save(payload, fh))
+    payload = {"format": PAYLOAD_FORMAT, "recipe": recipe_dict(recipe), "rng": rng_state(), **state}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    # As a uint8 tensor the payload is stored raw in the file (a Python bytes object would be pickled as text).
+    payload_bytes = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    sealed = {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(), "payload": payload_bytes}
+    atomic_write(path, lambda fh: torch.save(sealed, fh))
+
+
+def _torch_load(source, path: Path):
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EsslError(f"{path} is not a readable checkpoint ({first_line}); {RECOVER}") from None
 
 
 def load_checkpoint(path: str | os.PathLike, recipe=None) -> dict:
@@ -58,14 +79,16 @@ def load_checkpoint(path: str | os.PathLike, recipe=None) -> dict:
     path = Path(path)
     if not path.exists():
         raise EsslError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EsslError(f"{path} is not a readable checkpoint ({first_line})") from None
+    payload = _torch_load(path, path)
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        data = payload.get("payload")
+        data = data.numpy().tobytes() if isinstance(data, torch.Tensor) and data.dtype == torch.uint8 else b""
+        if hashlib.sha256(data).hexdigest() != payload.get("sha256"):
+            raise EsslError(f"{path} is corrupted (its checksum does not match its contents); {RECOVER}")
+        payload = _torch_load(io.BytesIO(data), path)
     if isinstance(payload, dict) and payload.get("format") == "essl-checkpoint/1":
         raise EsslError(f"{path} was written by an older essl_core (checkpoint format 1); train again with --restart")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") != PAYLOAD_FORMAT:
         raise EsslError(f"{path} is not an essl_core checkpoint")
     if recipe is not None:
         saved, wanted = payload["recipe"], recipe_dict(recipe)

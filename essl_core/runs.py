@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from .distributed import (
 from .errors import EsslError
 from .evaluate import knn_accuracy
 from .layout import CHECKPOINT, EVAL, LOG, RESULT, pretrain_record
+from .lock import run_lock
 from .methods import Method, build_model
 from .overrides import describe_overrides
 from .recipes import Recipe
@@ -60,21 +62,22 @@ def pretrain(
     origin = provenance(dev)  # the code as it was when the run started
     data = recipe_data(recipe, data_root)
     run_dir = Path(run_dir)
-    if restart and world.main:
-        for name in (CHECKPOINT, LOG, RESULT):
-            (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    barrier()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    trainer = Trainer(recipe, run_dir, dev, data, progress)
-    record = _completed_record(trainer, recipe)
-    if record is None:
-        record = _train_and_record(trainer, start, origin)
-    elif progress and world.main:
-        print(f"{run_dir} is complete; its record is reused (--restart trains again)", file=sys.stderr)
-    if record is not None and record_dir is not None:
-        write_record(Path(record_dir) / pretrain_record(recipe.name, recipe.tier, recipe.seed), record)
+    with run_lock(run_dir) if world.main else nullcontext():  # rank 0 holds it for all ranks
+        if restart and world.main:
+            for name in (CHECKPOINT, LOG, RESULT):
+                (run_dir / name).unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        barrier()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        trainer = Trainer(recipe, run_dir, dev, data, progress)
+        record = _completed_record(trainer, recipe)
+        if record is None:
+            record = _train_and_record(trainer, start, origin)
+        elif progress and world.main:
+            print(f"{run_dir} is complete; its record is reused (--restart trains again)", file=sys.stderr)
+        if record is not None and record_dir is not None:
+            write_record(Path(record_dir) / pretrain_record(recipe.name, recipe.tier, recipe.seed), record)
     return record
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from essl_core.checkpoint import load_checkpoint
 from essl_core.distributed import CpuSyncBatchNorm
 from essl_core.results import read_record
 
@@ -54,14 +55,14 @@ def test_cpu_sync_batchnorm_is_batchnorm_in_one_process():
 def test_a_two_process_run_resumes_exactly(imagenette_root, tmp_path):
     _launch("train", imagenette_root, tmp_path / "a")
     _launch("interrupt", imagenette_root, tmp_path / "b")
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["epoch"] == 1
     _launch("train", imagenette_root, tmp_path / "b")  # a new torchrun resumes from epoch 1
     a, b = (read_record(tmp_path / d / "result.json") for d in ("a", "b"))
     assert b["curves"]["loss"] == a["curves"]["loss"] and b["curves"]["rot"] == a["curves"]["rot"]
     assert [s["from_epoch"] for s in b["provenance"]["training_segments"]] == [0, 1]
-    wa, wb = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True)["model"] for d in ("a", "b"))
+    wa, wb = (load_checkpoint(tmp_path / d / "checkpoint.pt")["model"] for d in ("a", "b"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert len(torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["ranks_rng"]) == 2
+    assert len(load_checkpoint(tmp_path / "b" / "checkpoint.pt")["ranks_rng"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -158,7 +158,7 @@ def test_a_checkpoint_of_the_older_format_is_refused_in_one_line(small_cifar, tm
     recipe = get_recipe("cifar10-esimclr", "smoke", SMALL)
     trainer = Trainer(recipe, tmp_path, torch.device("cpu"), small_cifar, progress=False)
     trainer.save()
-    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    payload = load_checkpoint(tmp_path / "checkpoint.pt")
     payload["format"] = "essl-checkpoint/1"  # two optimizers and `rotation_head.*` keys
     torch.save(payload, tmp_path / "checkpoint.pt")
     with pytest.raises(EsslError, match="older essl_core .*--restart"):

@@ -21,6 +21,7 @@ from ..checkpoint import recipe_dict
 from ..device import resolve_device
 from ..io import write_json
 from ..layout import RESULT, RUNS, finetune_file, photonics_record, photonics_run_dir
+from ..lock import run_lock
 from ..results import make_record, peak_memory, provenance, read_record, write_record
 from .config import MODE_LABELS, PhotonicsRecipe, get_mode
 from .dataset import load_h5
@@ -60,9 +61,16 @@ def run_tag(recipe: PhotonicsRecipe) -> str:
 def run_mode(
     family: str, mode_name: str, recipe: PhotonicsRecipe, files: tuple[Path, Path], run_dir: Path, device
 ) -> dict:
-    """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record."""
+    """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record. One
+    process at a time per run directory."""
+    with run_lock(run_dir):
+        return _train_mode(family, mode_name, recipe, files, run_dir, device)
+
+
+def _train_mode(
+    family: str, mode_name: str, recipe: PhotonicsRecipe, files: tuple[Path, Path], run_dir: Path, device
+) -> dict:
     mode = get_mode(family, mode_name)
-    run_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     labelled = load_h5(files[0])
     splits = split_labelled(labelled, recipe)
