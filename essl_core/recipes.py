@@ -131,7 +131,31 @@ class Recipe:
                 "counts must be >= 1",
             ),
             (self.train_subset is None or self.train_subset >= self.batch_size, "train_subset < batch_size"),
+            (self.test_subset is None or self.test_subset >= 1, "test_subset must be >= 1"),
+            (self.seed >= 0, f"seed must be >= 0, not {self.seed}"),
+            (self.knn_k >= 1 and self.knn_t > 0, "knn_k must be >= 1 and knn_t > 0 (else kNN reports chance)"),
+            (self.temperature > 0, "temperature must be > 0"),
+            (
+                self.probe_runs == 0 or (self.probe_epochs >= 1 and self.probe_batch >= 1 and self.probe_lr > 0),
+                "a linear probe needs probe_epochs >= 1, probe_batch >= 1 and probe_lr > 0 (probe_runs=0: none)",
+            ),
+            (0 <= self.warmup_epochs <= self.epochs, "warmup_epochs must be between 0 and epochs"),
+            (
+                0 < self.crop_scale[0] <= self.crop_scale[1] <= 1
+                and 0 < self.rotation_crop_scale[0] <= self.rotation_crop_scale[1] <= 1,
+                "crop scales must satisfy 0 < low <= high <= 1",
+            ),
+            (0 <= self.final_lr_ratio <= 1, "final_lr_ratio must be between 0 and 1"),
+            (min(self.image_size, self.rot_size, self.probe_batch) >= 1 and self.workers >= 0, "sizes must be >= 1"),
         ]
+        if self.equivariance in GROUPS and self.equivariance_copies > GROUPS[self.equivariance].size:
+            checks.append(
+                (
+                    False,
+                    f"equivariance_copies {self.equivariance_copies} is more than the {self.equivariance} group's "
+                    f"{GROUPS[self.equivariance].size} elements (0: all of them)",
+                )
+            )
         for ok, message in checks:
             if not ok:
                 raise EsslError(f"invalid recipe {self.name}: {message}")

@@ -85,6 +85,8 @@ class Trainer:
         self.amp_dtype = amp_dtype(dev, r.amp)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.views = make_views(r, self.data, self.model.view_sizes(), dev)
+        if self.views.steps_per_epoch == 0:
+            raise EsslError(f"batch_size {r.batch_size} is larger than the {len(self.data.train_x)} training images")
         self.total_steps = r.epochs * self.views.steps_per_epoch
         self.warmup_steps = r.warmup_epochs * self.views.steps_per_epoch
         self.epoch, self.step, self.history, self.wall_time = 0, 0, [], 0.0
