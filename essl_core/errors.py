@@ -16,11 +16,16 @@ class EsslError(Exception):
 
 def run_command(action: Callable[[], object], interrupted: str = "interrupted") -> int:
     """Run a command's body and return its exit status: 0; 2 with `error: <message>` (one line) for an
-    EsslError; 130 with the one line `interrupted` for Ctrl-C. Every command-line entry point goes through it."""
+    EsslError or an OSError (naming its path); 130 with the one line `interrupted` for Ctrl-C. Every command-line
+    entry point goes through it."""
     try:
         action()
     except EsslError as exc:  # one line even when a library's text inside the message has several
         print("error: " + "; ".join(line.strip() for line in str(exc).splitlines() if line.strip()), file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path that cannot be read or written (read-only, full, not a folder): say which
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)

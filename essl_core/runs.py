@@ -62,6 +62,8 @@ def pretrain(
     origin = provenance(dev)  # the code as it was when the run started
     data = recipe_data(recipe, data_root)
     run_dir = Path(run_dir)
+    if record_dir is not None and world.main:  # a record folder that cannot be made fails now, not after training
+        Path(record_dir).mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir) if world.main else nullcontext():  # rank 0 holds it for all ranks
         if restart and world.main:
             for name in (CHECKPOINT, LOG, RESULT):

@@ -97,3 +97,12 @@ def test_a_batch_larger_than_the_data_is_one_line(cifar_root, tmp_path, capsys):
             "--set", "batch_size=60000"]  # fmt: skip
     assert "batch_size 60000 is larger than the 50000 training images" in one_line_error(capsys, argv)
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_a_record_folder_that_cannot_be_made_stops_before_training(cifar_root, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    argv = [*TRAIN, "--data-root", str(cifar_root), "--run-dir", str(tmp_path / "r"), "--record-dir",
+            str(blocker / "records")]  # fmt: skip
+    assert one_line_error(capsys, argv) == f"error: {blocker / 'records'}: Not a directory"
+    assert not (tmp_path / "r").exists()  # stopped before the run began
