@@ -16,6 +16,16 @@ from .runs import load_trained_model, pretrain
 from .tiers import ENV, TIERS, default_tier
 
 REPO = Path(__file__).resolve().parent.parent
+# The data each chapter's install cell prepares (a chapter not named here needs CIFAR-10).
+CHAPTER_DATA = {"imagenet": "imagenet", "photonics": None}
+_PREPARE = {
+    "cifar10": ("from essl_core.data import cache_path", "cache_path()", "data_scripts.cifar10"),
+    "imagenet": (
+        "from essl_core.imagenet_data import cache_path",
+        'cache_path("imagenette", 64)',
+        "data_scripts.imagenet --side 64",
+    ),
+}
 
 
 def tier() -> str:
@@ -56,3 +66,46 @@ def pretrained(recipe_name: str, quiet: bool = True) -> tuple[Method, dict]:
     run_dir = pretrain_run_dir(runs_dir() / "book" if t == "smoke" else runs_dir(), recipe.name, t, recipe.seed)
     record = pretrain(recipe, run_dir, restart=t == "smoke", progress=not quiet)
     return load_trained_model(run_dir, resolve_device()), record
+
+
+def published_version() -> tuple[str, str]:
+    """The repository and the branch or tag the published book belongs to: `repository.url` and
+    `repository.branch` of `_config.yml`, the one place that sets them (Colab's launch links use them too)."""
+    import yaml
+
+    repository = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
+    return repository["url"], repository["branch"]
+
+
+def install_cell(chapter: str) -> str:
+    """The first code cell of `chapter` (a notebook's stem): on Colab it fetches the book's repository at the
+    published version, makes the library importable in this very interpreter and prepares the chapter's data.
+    `scripts/install_cells.py` writes it into every chapter; a test checks them and runs them."""
+    url, version = published_version()
+    data = CHAPTER_DATA.get(chapter, "cifar10")
+    lines = [
+        "# Colab only: fetch the book's repository at the version this page belongs to, make its library importable",
+        "# in this interpreter and prepare the data (torch and the rest are Colab's own, never pinned here).",
+        "# Written by scripts/install_cells.py from _config.yml; ESSL_BOOK_* variables let a test run it offline.",
+        "import os",
+        "import sys",
+        "",
+        f'REPOSITORY, VERSION = "{url}", "{version}"',
+        'if "google.colab" in sys.modules or os.environ.get("ESSL_BOOK_INSTALL"):',
+        '    book_root = os.environ.get("ESSL_BOOK_DIR", "/content/essl-book")',
+        "    if not os.path.exists(book_root):",
+        '        source = os.environ.get("ESSL_BOOK_SOURCE", REPOSITORY)',
+        "        !git clone -q --depth 1 --branch {VERSION} {source} {book_root}",
+        "    sys.path.insert(0, book_root)  # importable now (an editable pip install would need a restart)",
+        '    os.environ.setdefault("ESSL_DATA", f"{book_root}/data")',
+    ]
+    if data:
+        imports, path, command = _PREPARE[data]
+        lines += [
+            f"    {imports}",
+            "",
+            f"    if not {path}.exists():",
+            f"        !cd {{book_root}} && {{sys.executable}} -m {command}",
+        ]
+    lines.append('    os.chdir(f"{book_root}/book")')
+    return "\n".join(lines)

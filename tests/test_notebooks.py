@@ -26,9 +26,7 @@ def test_chapter_structure(path):
     assert nb["metadata"]["accelerator"] == "GPU"
     code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     install = [c for c in code if "google.colab" in c]
-    assert len(install) == 1 and 'if "google.colab" in sys.modules' in install[0]
+    assert len(install) == 1 and 'if "google.colab" in sys.modules' in install[0]  # its text: test_colab_install
     assert not re.search(r"\btorch(vision)?\s*[=<>~!]=", install[0]), "never pin torch in the Colab cell"
-    url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
-    assert url in install[0], "the Colab install URL must be the one of _config.yml"
     assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), "commit notebooks without outputs"
     assert any("book.banner()" in c for c in code), "each chapter prints its tier and hardware"
