@@ -2,9 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Offline source of CIFAR-10; set it empty (make test ESSL_CIFAR_SOURCE=) to download the official archive.
+# Local copies of the data, used when they exist (else the official archives are downloaded, md5-checked).
 ESSL_CIFAR_SOURCE ?= ../shared/data/cifar10-jpeg.tar.gz
-# Offline source of Imagenette (the ImageNet recipes' small tiers); empty: download the official one.
 ESSL_IMAGENETTE_SOURCE ?= ../shared/data/imagenette2-224.tar.gz
 ESSL_DATA ?= $(CURDIR)/data
 export ESSL_DATA
@@ -21,12 +20,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 data: setup
 	@if [ -f "$(ESSL_DATA)/cifar10/cifar10.npz" ]; then echo "CIFAR-10 cache present in $(ESSL_DATA)"; \
-	elif [ -n "$(ESSL_CIFAR_SOURCE)" ]; then $(BIN)/python -m data_scripts.cifar10 --source "$(ESSL_CIFAR_SOURCE)"; \
-	else $(BIN)/python -m data_scripts.cifar10; fi
+	elif [ -e "$(ESSL_CIFAR_SOURCE)" ]; then $(BIN)/python -m data_scripts.cifar10 --source "$(ESSL_CIFAR_SOURCE)"; \
+	else echo "no local CIFAR-10 copy at '$(ESSL_CIFAR_SOURCE)': downloading the official archive (163 MB)"; \
+		$(BIN)/python -m data_scripts.cifar10; fi
 	@if [ -f "$(ESSL_DATA)/imagenet/imagenette-64px.npz" ]; then echo "Imagenette cache present in $(ESSL_DATA)"; \
-	elif [ -n "$(ESSL_IMAGENETTE_SOURCE)" ]; then \
+	elif [ -e "$(ESSL_IMAGENETTE_SOURCE)" ]; then \
 		$(BIN)/python -m data_scripts.imagenet --source "$(ESSL_IMAGENETTE_SOURCE)" --side 64; \
-	else $(BIN)/python -m data_scripts.imagenet --side 64; fi
+	else echo "no local Imagenette copy at '$(ESSL_IMAGENETTE_SOURCE)': downloading the official imagenette2-320.tgz"; \
+		$(BIN)/python -m data_scripts.imagenet --side 64; fi
 
 lint: setup
 	$(BIN)/ruff check .
