@@ -36,7 +36,7 @@ from essl_core.data import (
 from essl_core.errors import EsslError, run_command
 from essl_core.io import sha256_file
 
-from .imagefolder import copy_note, count_in_tar, items_from_dir, items_from_tar, open_image, progress
+from .imagefolder import check_source, copy_note, count_in_tar, items_from_dir, items_from_tar, open_image, progress
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -144,8 +144,7 @@ def _name_for(formats: dict) -> tuple[str, dict]:
 
 def read_source(source: Path) -> tuple[dict, dict]:
     """Read any supported source into {'train': (x, y), 'test': (x, y)} and a provenance dict."""
-    if not source.exists():
-        raise EsslError(f"--source {source} does not exist")
+    check_source(source)
     formats: dict = {}
     meta: dict = {"source": str(source.resolve())}
     if source.is_dir():

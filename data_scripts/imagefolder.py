@@ -26,6 +26,14 @@ _IJG_LUMA = np.array(
 Item = tuple[str, str, str, bytes]  # (split, class folder, file name, bytes)
 
 
+def check_source(source: Path) -> None:
+    """A `--source` must be a folder or a regular file: a device or a pipe would be read for ever."""
+    if not source.exists():
+        raise EsslError(f"--source {source} does not exist")
+    if not (source.is_dir() or source.is_file()):
+        raise EsslError(f"--source {source} is neither a folder nor a regular file")
+
+
 def jpeg_quality(img: Image.Image) -> int | None:
     """The IJG quality factor whose luminance table the JPEG uses, or None if it matches none."""
     tables = getattr(img, "quantization", None)

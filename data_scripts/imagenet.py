@@ -40,7 +40,16 @@ from essl_core.imagenet_data import (
 )
 from essl_core.io import sha256_file
 
-from .imagefolder import Item, copy_note, count_in_tar, items_from_dir, items_from_tar, open_image, progress
+from .imagefolder import (
+    Item,
+    check_source,
+    copy_note,
+    count_in_tar,
+    items_from_dir,
+    items_from_tar,
+    open_image,
+    progress,
+)
 
 SPLITS = ("train", "val")
 ILSVRC_DEVKIT = "ILSVRC2012_devkit_t12.tar.gz"
@@ -115,8 +124,7 @@ def _unpack_ilsvrc(source: Path) -> None:
 
 def read_source(source: Path, side: int, workers: int) -> tuple[dict[str, list], dict]:
     """Decode every image: {split: [(wnid, name, pixels)]} and a provenance dict."""
-    if not source.exists():
-        raise EsslError(f"--source {source} does not exist")
+    check_source(source)
     meta: dict = {"source": str(source.resolve())}
     items, total, tar = _items(source, meta)
     found: dict[str, list] = {s: [] for s in SPLITS}

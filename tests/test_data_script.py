@@ -131,6 +131,7 @@ def _corrupt_sources(tmp: Path) -> dict:
         evil.parent: "data_batch_3 is not a readable CIFAR-10 batch.*unexpected object",
         empty: "holds neither",
         tmp / "missing.tar.gz": "does not exist",
+        Path("/dev/zero"): "neither a folder nor a regular file",  # would be read for ever
     }
 
 

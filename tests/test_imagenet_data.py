@@ -118,6 +118,7 @@ def test_command_line_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "junk.tar.gz").write_bytes(b"\x1f\x8b garbage")
     cases = [
         (["--source", str(tmp_path / "missing")], "does not exist"),
+        (["--source", "/dev/zero"], "neither a folder nor a regular file"),
         (["--source", str(tmp_path / "junk.tar.gz")], "is not a readable archive"),
         (["--source", str(tmp_path), "--side", "4"], "--side 4"),
         (["--source", str(tmp_path)], "neither train/<wnid>/ and val/<wnid>/ folders"),

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +19,7 @@ from essl_core.errors import EsslError
 from essl_core.photonics import generate as script
 from essl_core.photonics.dataset import eldiff_baseline, load_h5, relative_error
 
+REPO = Path(__file__).resolve().parent.parent
 OFFICIAL_FIELDS = ["unitcell/mpbepsimage", "unitcell/epsavg", "unitcell/epsin", "unitcell/epsout", "unitcell/filling"]
 LABELS = ["mpbcal/efreq", "mpbcal/grpvel", "mpbcal/bandgap", "mpbcal/DOS", "mpbcal/emptylattice", "mpbcal/eldiff"]
 
@@ -89,3 +95,53 @@ def test_cli_imports_an_official_file_and_rejects_bad_input(tmp_path, capsys):
     assert "not a readable h5 file" in capsys.readouterr().err
     assert command.main(["--family", "gpm"]) == 2
     assert "--family and a positive --count" in capsys.readouterr().err
+
+
+def test_an_existing_out_is_accepted_only_when_made_here_with_the_same_settings(tmp_path):
+    made = script.generate("gpm", 2, tmp_path / "gpm.h5", seed=1, workers=1, labelled=False)
+    assert script.generate("gpm", 2, made, seed=1, workers=1, labelled=False) == made  # the same: kept
+    with pytest.raises(EsslError, match="made with other settings"):
+        script.generate("gpm", 2, made, seed=2, workers=1, labelled=False)
+    (tmp_path / "junk.h5").write_bytes(b"not an h5 file")
+    with pytest.raises(EsslError, match="not a file generated here"):
+        script.generate("gpm", 2, tmp_path / "junk.h5", workers=1, labelled=False)
+    (tmp_path / "folder.h5").mkdir()
+    with pytest.raises(EsslError, match="is not a file"):
+        script.generate("gpm", 2, tmp_path / "folder.h5", workers=1, labelled=False)
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: [state, parent pid, ...]; a process that is gone reads as a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return ["Z", "0"]
+
+
+def _children(pid: int) -> set[int]:
+    return {int(p.name) for p in Path("/proc").glob("[0-9]*") if _stat(int(p.name))[1] == str(pid)}
+
+
+def _alive(pids) -> list[int]:
+    return [p for p in pids if _stat(p)[0] != "Z"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_die_with_their_parent_even_on_kill_9(tmp_path):
+    cmd = [sys.executable, "-m", "data_scripts.photonics", "--family", "gpm", "--count", "4000", "--workers", "2",
+           "--out", str(tmp_path / "big.h5")]  # fmt: skip
+    parent = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "big.h5.parts").glob("*.npz")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the workers are computing (a finished shard)
+        workers = _children(parent.pid)
+        assert len(workers) >= 2, "the workers did not start"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=60)
+    # Left alone, busy workers would go on through their queued shards (measured: still running 10 s later).
+    deadline = time.monotonic() + 5
+    while _alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(workers)

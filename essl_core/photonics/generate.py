@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -71,14 +73,42 @@ def _settings(family: str, count: int, seed: int, labelled: bool) -> dict:
     }
 
 
+def _worker_start(parent: int) -> None:
+    """In each worker: leave Ctrl-C to the parent (one line, not a traceback per worker) and die with it, even
+    when it is killed with SIGKILL (Linux's parent-death signal)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _check_existing(out: Path, settings: dict) -> None:
+    """An existing `out` is accepted only as a file generated here with the same settings."""
+    import h5py
+
+    if not out.is_file():
+        raise EsslError(f"{out} exists and is not a file; choose another --out")
+    try:
+        with h5py.File(out, "r") as f:
+            made_with = json.loads(f.attrs["settings"])
+    except (OSError, KeyError, ValueError):
+        raise EsslError(f"{out} exists but is not a file generated here; delete it or choose another --out") from None
+    if made_with != json.loads(json.dumps(settings)):
+        raise EsslError(f"{out} exists but was made with other settings ({made_with}); delete it or use another --out")
+
+
 def generate(family: str, count: int, out: Path, seed: int = 0, workers: int = 1, labelled: bool = True) -> Path:
     """Make (or finish) the file `out`; returns its path."""
     if family not in FAMILIES:
         raise EsslError(f"unknown family {family!r}; choose from {sorted(FAMILIES)}")
-    if out.exists():
-        print(f"{out} exists; delete it to generate it again")
-        return out
     settings = _settings(family, count, seed, labelled)
+    if out.exists():
+        _check_existing(out, settings)
+        print(f"{out} exists, made with these settings; delete it to generate it again")
+        return out
     parts = out.with_name(out.name + ".parts")
     meta = parts / "settings.json"
     if meta.exists() and json.loads(meta.read_text()) != settings:
@@ -94,13 +124,19 @@ def generate(family: str, count: int, out: Path, seed: int = 0, workers: int = 1
     try:
         with (
             tqdm(total=count, initial=done, desc=f"{family} cells", unit="cell") as bar,
-            ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as pool,
+            ProcessPoolExecutor(
+                max(1, workers), mp_context=get_context("spawn"), initializer=_worker_start, initargs=(os.getpid(),)
+            ) as pool,
         ):
             jobs = [
                 pool.submit(_make_shard, family, seed, s, min(s + SHARD, count), labelled, str(parts)) for s in starts
             ]
-            for job in jobs:
-                bar.update(job.result())
+            try:
+                for job in jobs:
+                    bar.update(job.result())
+            except KeyboardInterrupt:  # the shards being computed finish; the others are dropped
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         for name, value in env.items():
             if value is None:
