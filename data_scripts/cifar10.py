@@ -36,7 +36,16 @@ from essl_core.data import (
 from essl_core.errors import EsslError, run_command
 from essl_core.io import sha256_file
 
-from .imagefolder import check_source, copy_note, count_in_tar, items_from_dir, items_from_tar, open_image, progress
+from .imagefolder import (
+    check_source,
+    check_writable,
+    copy_note,
+    count_in_tar,
+    items_from_dir,
+    items_from_tar,
+    open_image,
+    progress,
+)
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -206,6 +215,7 @@ def verify(splits: dict, allow_partial: bool) -> dict:
 def prepare(source: Path | None, root: Path | None = None, allow_partial: bool = False) -> Path:
     """Build the cache from `source` (or the official download) and return its path."""
     out = cache_path(root)
+    check_writable(out.parent)
     if source is None:
         source = _download(data_root(root))
     splits, meta = read_source(Path(source))

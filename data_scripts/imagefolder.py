@@ -7,6 +7,7 @@ import functools
 import io
 import sys
 import tarfile
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -32,6 +33,13 @@ def check_source(source: Path) -> None:
         raise EsslError(f"--source {source} does not exist")
     if not (source.is_dir() or source.is_file()):
         raise EsslError(f"--source {source} is neither a folder nor a regular file")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, not after decoding every image, when the cache's folder cannot be made or written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def jpeg_quality(img: Image.Image) -> int | None:

@@ -43,6 +43,7 @@ from essl_core.io import sha256_file
 from .imagefolder import (
     Item,
     check_source,
+    check_writable,
     copy_note,
     count_in_tar,
     items_from_dir,
@@ -243,6 +244,7 @@ def prepare(
         raise EsslError(f"--side {side}: choose a side between 8 and 512 pixels")
     if not 1 <= quality <= 100:
         raise EsslError(f"--quality {quality}: a JPEG quality is between 1 and 100")
+    check_writable(cache_path(IMAGENETTE.key, side, encoding, root).parent)  # every dataset's cache folder
     if source is None:
         source = download_imagenette(data_root(root))
     found, meta = read_source(Path(source), side, workers or os.cpu_count() or 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import EsslError
 from .io import write_json
 
 SCHEMA = "essl-result/1"
@@ -97,10 +98,13 @@ def write_record(path: str | os.PathLike, record: dict) -> Path:
 
 
 def read_record(path: str | os.PathLike) -> dict:
-    """Read one record, checking its schema tag."""
-    record = json.loads(Path(path).read_text())
-    if record.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not an {SCHEMA} record")
+    """Read one record, checking its schema tag; anything else is a one-line error."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EsslError(f"{path} is not a readable record ({exc}); delete it (or train again with --restart)") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise EsslError(f"{path} is not an {SCHEMA} record")
     return record
 
 

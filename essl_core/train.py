@@ -214,7 +214,8 @@ class Trainer:
             bad = first_step + int((~ok).nonzero()[0]) + 1
             raise NonFiniteLoss(
                 f"the loss became NaN/inf at step {bad} (epoch {self.epoch + 1}); training stopped. "
-                f"The last good checkpoint ({self.last_checkpoint_text()}) is kept; lower lr or check the data."
+                f"The last good checkpoint ({self.last_checkpoint_text()}) is kept; check the data, or lower lr "
+                "(--set lr=..., with --restart: a new lr is a new run)."
             )
         keys = sorted(sums)  # under DDP, each term's mean over the ranks (their batches are equal)
         sums = dict(zip(keys, mean_over_ranks(torch.stack([sums[k] for k in keys])), strict=True))

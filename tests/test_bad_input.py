@@ -106,3 +106,25 @@ def test_a_record_folder_that_cannot_be_made_stops_before_training(cifar_root, t
             str(blocker / "records")]  # fmt: skip
     assert one_line_error(capsys, argv) == f"error: {blocker / 'records'}: Not a directory"
     assert not (tmp_path / "r").exists()  # stopped before the run began
+
+
+def test_a_corrupt_record_in_a_finished_run_is_one_line(cifar_root, tmp_path, capsys):
+    argv = [*TRAIN, "--data-root", str(cifar_root), "--run-dir", str(tmp_path / "r"), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    (tmp_path / "r" / "result.json").write_text('{"schema": ')
+    assert "result.json is not a readable record" in one_line_error(capsys, argv)
+
+
+@pytest.mark.parametrize("script", ["cifar10", "imagenet"])
+def test_a_data_folder_that_cannot_be_written_stops_before_any_decoding(script, tmp_path, capsys):
+    import importlib
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the data folder should be")
+    source = tmp_path / "tree"
+    source.mkdir()  # never read: the folder check comes first
+    data_main = importlib.import_module(f"data_scripts.{script}").main
+    assert data_main(["--source", str(source), "--root", str(blocker / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {blocker / 'data'}") and err.count("\n") == 1 and "Traceback" not in err
