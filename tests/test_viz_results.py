@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from essl_core.errors import EsslError
 from essl_core.groups import GROUPS, ROTATION
 from essl_core.models import CifarResNet18
 from essl_core.results import describe, load_records, make_record, read_record, write_record
@@ -41,7 +42,7 @@ def test_records_round_trip_and_describe(tmp_path):
     write_record(tmp_path / "r.json", rec)
     assert read_record(tmp_path / "r.json") == rec
     (tmp_path / "other.json").write_text(json.dumps({"schema": "nope"}))
-    with pytest.raises(ValueError):
+    with pytest.raises(EsslError, match="is not an essl-result"):
         load_records(tmp_path)
     (tmp_path / "other.json").unlink()
     assert list(load_records(tmp_path, kind="pretrain")) == ["r"] and load_records(tmp_path, kind="eval") == {}
