@@ -169,3 +169,54 @@ def test_real_cache_holds_exactly_what_pil_decodes(cifar):
         names = sorted(n for n in tar.getnames() if n.startswith("train/airplane/") and n.endswith(".jpg"))
         raw = tar.extractfile(names[0]).read()
     assert np.array_equal(cifar.train_x[0], np.asarray(Image.open(io.BytesIO(raw)).convert("RGB")))
+
+
+@pytest.fixture
+def official_server(tmp_path, monkeypatch):
+    """A small archive in the official format, served over HTTP on 127.0.0.1 in place of the official address."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    import data_scripts.cifar10 as script
+
+    served = tmp_path / "served"
+    served.mkdir()
+    arrays = _python_batches(tmp_path / "src" / "cifar-10-batches-py")
+    tgz = _tar(tmp_path / "src" / "cifar-10-batches-py", served / "cifar-10-python.tar.gz")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep stderr for the script's own one line
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(script, "OFFICIAL_URL", f"http://127.0.0.1:{server.server_port}/{tgz.name}")
+    monkeypatch.setattr(script, "OFFICIAL_MD5", hashlib.md5(tgz.read_bytes()).hexdigest())
+    yield script, arrays
+    server.shutdown()
+
+
+def test_without_a_source_the_official_archive_is_downloaded_checked_and_cached(official_server, tmp_path, capsys):
+    script, arrays = official_server
+    root = tmp_path / "data"
+    assert main(["--root", str(root), "--allow-partial"]) == 0
+    data = load_cifar10(root)
+    assert np.array_equal(data.test_x, arrays["test_batch"]) and data.meta["counts"] == {"train": 50, "test": 10}
+    assert (root / "raw" / "cifar-10-python.tar.gz").exists()  # kept: a second prepare does not download again
+    capsys.readouterr()
+    script.OFFICIAL_MD5 = "0" * 32  # an archive that is not the official one is refused, and nothing is kept
+    other = tmp_path / "other"
+    assert main(["--root", str(other), "--allow-partial"]) == 2
+    err = capsys.readouterr().err  # the download's progress bar, then one line
+    assert err.splitlines()[-1].startswith("error: could not download CIFAR-10") and "Traceback" not in err
+    assert not list((other / "raw").glob("*")) and not cache_path(other).exists()
+
+
+def test_offline_without_a_source_is_one_line_that_says_how_to_pass_a_copy(official_server, tmp_path, capsys):
+    script, _ = official_server
+    script.OFFICIAL_URL = "http://127.0.0.1:9/cifar-10-python.tar.gz"  # nothing listens on port 9 (discard)
+    assert main(["--root", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "could not download CIFAR-10" in err.splitlines()[-1] and "--source PATH" in err and "Traceback" not in err
