@@ -11,6 +11,7 @@ from .layout import EVAL, RESULT, RUNS, pretrain_run_dir
 from .overrides import settable_fields
 from .photonics.config import PhotonicsRecipe
 from .recipes import Recipe, recipe_names, recipe_overrides
+from .runs import EVAL_FIELDS
 from .tiers import ENV, TIERS, default_tier, get_tier
 
 
@@ -122,14 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-root", type=Path, help="data root (default: $ESSL_DATA or ./data)")
     common.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     common.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+    settable = argparse.ArgumentParser(add_help=False)
+    settable.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field")
     tiered = argparse.ArgumentParser(add_help=False)
     tiered.add_argument("--tier", help=f"one of: {', '.join(TIERS)} (default: ${ENV}, else smoke)")
 
     train = sub.add_parser(
         "train",
-        parents=[common, tiered],
+        parents=[common, settable, tiered],
         help="pretrain a recipe, then evaluate it",
         epilog=f"--set keys: {', '.join(settable_fields(Recipe))}",
     )
@@ -139,11 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--record-dir", type=Path, help="also write the result record here (e.g. book/results)")
     train.set_defaults(func=_train)
 
-    ev = sub.add_parser("eval", parents=[common], help="kNN and linear probe of a checkpoint")
+    ev = sub.add_parser(
+        "eval",
+        parents=[common, settable],
+        help="kNN and linear probe of a checkpoint",
+        epilog=f"--set keys: {', '.join(sorted(EVAL_FIELDS))} (what the network was trained with cannot change)",
+    )
     ev.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint.pt written by train")
     ev.add_argument("--out", type=Path, help="where to write the record (default: eval.json beside the checkpoint)")
     ev.set_defaults(func=_eval)
-    bench = sub.add_parser("bench", parents=[common, tiered], help="time the reference pipeline and the fast path")
+    bench = sub.add_parser(
+        "bench",
+        parents=[common, settable, tiered],
+        help="time the reference pipeline and the fast path",
+        epilog=f"--set keys: {', '.join(settable_fields(Recipe))}",
+    )
     bench.add_argument("--recipe", default="cifar10-esimclr", help="default: cifar10-esimclr")
     bench.add_argument("--steps", type=int, help="timed steps per path (default: 5 smoke, 10 cpu, 50 full)")
     bench.add_argument("--warmup", type=int, help="untimed steps first (default: 2, or 10 at the full tier)")
@@ -152,17 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     study = sub.add_parser("study", parents=[common, tiered], help="the transformation study: baseline, I-SSL, E-SSL")
     study.add_argument("--seeds", type=int, nargs="+", help="default: 42 (smoke, cpu), 42 43 44 (full)")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="not taken: the runs are fixed")
     study.add_argument("--record-dir", type=Path, help="also write each run's record here (e.g. book/results/study)")
     study.set_defaults(func=_study)
 
     phc = sub.add_parser(
         "photonics",
-        parents=[common, tiered],
+        parents=[common, settable, tiered],
         help="the photonics experiment: data, pretraining, fine-tuning",
         epilog=f"--set keys: {', '.join(settable_fields(PhotonicsRecipe))}",
     )
     phc.add_argument("--datasets", nargs="+", default=["blob", "gpm"], help="blob, gpm or both (default)")
-    phc.add_argument("--modes", nargs="+", default=["none", "simclr", "simclr_trans", "simclr_ee"])
+    modes = ["none", "simclr", "simclr_trans", "simclr_ee"]
+    phc.add_argument("--modes", nargs="+", default=modes, help=f"any of {', '.join(modes)} (default: all)")
     phc.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating data")
     phc.add_argument("--record-dir", type=Path, help="also write each record here (e.g. book/results/photonics)")
     phc.set_defaults(func=_photonics)
