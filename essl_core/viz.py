@@ -193,6 +193,33 @@ def explorer(
     return outer
 
 
+def seed_points(groups: Mapping[str, tuple[dict[int, dict], dict[int, dict]]], names: tuple[str, str]) -> plt.Figure:
+    """Each pretraining seed's linear probe and kNN accuracy, base against E-variant, per group (a tier, a
+    pipeline), with each side's mean and sample standard deviation: the runs behind `verdict.seed_comparison`."""
+    import pandas as pd
+    import seaborn as sns
+
+    from .verdict import METRICS
+
+    rows = [
+        {"group": label, "method": name, "metric": metric, "seed": seed, "accuracy (%)": get(run["metrics"])}
+        for label, sides in groups.items()
+        for name, runs in zip(names, sides, strict=True)
+        for seed, run in runs.items()
+        for metric, get in METRICS.items()
+    ]
+    data = pd.DataFrame(rows)
+    grid = sns.catplot(data=data, x="group", y="accuracy (%)", hue="method", col="metric", kind="strip", dodge=True,
+                       height=3.0, aspect=1.1, sharey=False, jitter=False, size=6, alpha=0.6)  # fmt: skip
+    for ax, metric in zip(grid.axes.flat, METRICS, strict=True):
+        summary = dict(errorbar="sd", markers="_", markersize=18, linestyle="none", capsize=0.1, legend=False)
+        sns.pointplot(data=data[data.metric == metric], x="group", y="accuracy (%)", hue="method", dodge=0.4, ax=ax,
+                      **summary)  # fmt: skip
+        ax.set_title(f"{metric}: each seed, mean ± sd", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    return grid.figure
+
+
 def markdown_table(rows: list[dict], digits: int = 3) -> str:
     """A Markdown table of `rows` (dicts with the same keys, in column order); floats get `digits` decimals."""
 

@@ -9,7 +9,7 @@ MIN_FIGURES = {
     "book/intro": 0,
     "book/invariance_equivariance": 3,
     "book/essl_method": 3,
-    "book/cifar10_reproduction": 1,
+    "book/cifar10_reproduction": 2,
     "book/imagenet": 1,
     "book/benchmark": 3,
     "book/transformation_study": 5,
