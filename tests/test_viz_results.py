@@ -1,6 +1,7 @@
 import json
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -8,7 +9,7 @@ from essl_core.errors import EsslError
 from essl_core.groups import GROUPS, ROTATION
 from essl_core.models import CifarResNet18
 from essl_core.results import describe, load_records, make_record, read_record, write_record
-from essl_core.viz import curves, element_panel, explorer, figure_png, group_grid, grouped_bars
+from essl_core.viz import curves, element_panel, explorer, figure_png, group_grid, grouped_bars, seed_points
 
 
 def test_figures_have_the_panels_asked_for(small_cifar):
@@ -20,6 +21,13 @@ def test_figures_have_the_panels_asked_for(small_cifar):
     assert list(fig.axes[1].lines[0].get_xdata()) == [2]  # epochs without kNN are skipped
     fig = grouped_bars({"x": {"a": 1.0, "b": 2.0}, "y": {"a": 0.5, "b": 1.5}}, "v", reference={"a": 1, "b": 1})
     assert len(fig.axes[0].patches) == 4
+    run = lambda probe, knn: {"metrics": {"linear_probe_top1": {"mean": probe}, "knn_top1": knn}}  # noqa: E731
+    fig = seed_points({"cpu": ({1: run(40, 39), 2: run(38, 40)}, {1: run(45, 44), 2: run(46, 44), 3: run(44, 45)})},
+                      ("SimCLR", "E-SimCLR"))  # fmt: skip
+    probe_ax, knn_ax = fig.axes[:2]
+    points = np.concatenate([c.get_offsets() for c in probe_ax.collections if len(c.get_offsets())])
+    assert sorted(points[:, 1].tolist()) == [38, 40, 44, 45, 46]  # every seed's probe, not only the means
+    assert "probe" in probe_ax.get_title() and "kNN" in knn_ax.get_title()
     plt.close("all")
 
 
