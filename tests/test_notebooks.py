@@ -30,3 +30,10 @@ def test_chapter_structure(path):
     assert not re.search(r"\btorch(vision)?\s*[=<>~!]=", install[0]), "never pin torch in the Colab cell"
     assert all(not c.get("outputs") for c in cells if c["cell_type"] == "code"), "commit notebooks without outputs"
     assert any("book.banner()" in c for c in code), "each chapter prints its tier and hardware"
+
+
+def test_the_intro_links_every_chapter_of_the_table_of_contents():
+    intro = "".join("".join(c["source"]) for c in json.loads((REPO / "book" / "intro.ipynb").read_text())["cells"])
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    missing = [c["file"] for c in toc["chapters"] if f"]({Path(c['file']).name}.ipynb)" not in intro]
+    assert not missing, f"the intro's roadmap does not link {missing}"
