@@ -10,7 +10,7 @@ MIN_FIGURES = {
     "book/invariance_equivariance": 3,
     "book/essl_method": 3,
     "book/cifar10_reproduction": 2,
-    "book/imagenet": 1,
+    "book/imagenet": 2,
     "book/benchmark": 3,
     "book/transformation_study": 5,
     "book/photonics": 5,
