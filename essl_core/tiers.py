@@ -1,9 +1,11 @@
 """The tiers: how much of each experiment a machine can afford. The one definition every command and chapter
-reads; `full` is the paper, `cpu` fits an experiment in about an hour on 2 cores, `smoke` is the same code
-path on a few batches, for CI and the HTML book."""
+reads; `full` is the paper, `cpu` fits an experiment in about an hour on 2 cores, `colab` a CIFAR-10 run with the
+full network in about half an hour on a free Colab GPU (an estimate), `smoke` is the same code path on a few
+batches, for CI and the HTML book."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -152,6 +154,20 @@ TIERS: dict[str, Tier] = {
     ),
     "full": Tier("full", study_seeds=(42, 43, 44)),
 }
+# `colab`: the full network and data on one free Colab GPU (a T4) in about 20-30 minutes per CIFAR-10 run. An
+# ESTIMATE until measured: E-SimCLR's step counts 10.2 GFLOP per image (torch's FLOP counter, `bench`); at an
+# assumed 30% of the T4's 65 TFLOP/s fp16 peak that is about 1,900 images/s, 26 s per epoch of 50,000 images,
+# 17 min for 40 epochs, plus kNN every 5 epochs and a 10-epoch probe in PIL on Colab's two CPU cores (~6 min).
+# fp16 autocast: the T4 has no bf16. The other experiments keep their cpu-tier sizes (on the GPU).
+TIERS["colab"] = dataclasses.replace(
+    TIERS["cpu"],
+    name="colab",
+    cifar=dict(epochs=40, warmup_epochs=4, knn_every=5, probe_epochs=10, probe_runs=1, checkpoint_every=5, workers=2)
+    | {"amp": "fp16"},
+    imagenet=dict(TIERS["cpu"].imagenet, augment="batched", workers=2, amp="fp16"),
+    bench_steps=TIERS["full"].bench_steps,
+)
+TIERS = {name: TIERS[name] for name in ("smoke", "cpu", "colab", "full")}  # listed from the smallest
 
 
 def get_tier(name: str) -> Tier:

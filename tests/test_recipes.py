@@ -65,7 +65,7 @@ def test_view_pipeline_and_compile_options():
 
 
 def test_one_definition_of_the_tiers(monkeypatch):
-    assert list(TIERS) == ["smoke", "cpu", "full"] and get_tier("full").cifar == {}
+    assert list(TIERS) == ["smoke", "cpu", "colab", "full"] and get_tier("full").cifar == {}
     assert get_recipe("cifar10-simclr", "cpu").width == get_tier("cpu").cifar["width"] == 16
     monkeypatch.setenv("ESSL_MODE", "cpu")
     assert default_tier() == "cpu"
@@ -89,3 +89,10 @@ def test_photonics_is_configured_like_cifar():
         photonics_overrides(["alpha=5"])
     with pytest.raises(EsslError, match="label_counts must be <= train_pool"):
         get_photonics_recipe("smoke", {"label_counts": (100,)})
+
+
+def test_the_colab_tier_is_the_full_network_and_data_for_fewer_epochs():
+    full, colab = get_recipe("cifar10-esimclr", "full"), get_recipe("cifar10-esimclr", "colab")
+    same = ("width", "proj_hidden", "proj_dim", "rot_hidden", "batch_size", "train_subset", "test_subset", "lr", "lmbd")
+    assert all(getattr(colab, k) == getattr(full, k) for k in same)
+    assert (colab.epochs, colab.amp, colab.augment) == (40, "fp16", "batched")  # a T4 has no bf16
