@@ -84,12 +84,15 @@ def install_cell(chapter: str) -> str:
     url, version = published_version()
     data = CHAPTER_DATA.get(chapter, "cifar10")
     lines = [
-        "# Colab only: fetch the book's repository at the version this page belongs to, make its library importable",
-        "# in this interpreter and prepare the data (torch and the rest are Colab's own, never pinned here).",
-        "# Written by scripts/install_cells.py from _config.yml; ESSL_BOOK_* variables let a test run it offline.",
+        "# Setup. Choose the tier: smoke (minutes; shows the code runs), colab (the full network, about half an hour",
+        "# per run on a Colab GPU, an estimate), cpu (an hour per run on 2 cores) or full (the paper). On Colab, fetch",
+        "# the book's repository at the version this page belongs to, make its library importable in this interpreter",
+        "# and prepare the data (torch and the rest are Colab's own, never pinned here). Written by",
+        "# scripts/install_cells.py from _config.yml; the ESSL_BOOK_* variables let a test run it offline.",
         "import os",
         "import sys",
         "",
+        'os.environ.setdefault("ESSL_MODE", "smoke")  # the tier, unless already set',
         f'REPOSITORY, VERSION = "{url}", "{version}"',
         'if "google.colab" in sys.modules or os.environ.get("ESSL_BOOK_INSTALL"):',
         '    book_root = os.environ.get("ESSL_BOOK_DIR", "/content/essl-book")',

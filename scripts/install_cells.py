@@ -12,13 +12,13 @@ sys.path.insert(0, str(REPO))
 
 from essl_core.book import install_cell  # noqa: E402
 
-MARK = "# Colab only"
+MARK = '"google.colab" in sys.modules'  # what identifies the cell, whatever its header says
 
 
 def main() -> int:
     for path in sorted((REPO / "book").glob("*.ipynb")):
         nb = json.loads(path.read_text())
-        cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).startswith(MARK))
+        cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and MARK in "".join(c["source"]))
         lines = install_cell(path.stem).split("\n")
         cell["source"] = [line + "\n" for line in lines[:-1]] + lines[-1:]
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
