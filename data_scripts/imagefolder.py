@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import sys
 import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -36,10 +36,15 @@ def check_source(source: Path) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    """Fail now, not after decoding every image, when the cache's folder cannot be made or written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=folder):
-        pass
+    """Fail now, not after decoding every image, when the cache's folder cannot be made or written; nothing is
+    created here (a failed run leaves no folder behind)."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EsslError(f"cannot write the cache under {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EsslError(f"cannot write the cache under {folder}: {existing} is not writable")
 
 
 def jpeg_quality(img: Image.Image) -> int | None:
