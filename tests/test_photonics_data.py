@@ -16,6 +16,7 @@ import torch
 
 from data_scripts import photonics as command
 from essl_core.errors import EsslError
+from essl_core.io import sha256_file
 from essl_core.photonics import generate as script
 from essl_core.photonics.dataset import eldiff_baseline, load_h5, relative_error
 
@@ -43,6 +44,9 @@ def test_a_labelled_file_has_the_official_layout_and_loads(tmp_path):
         efreq, eldiff = f["mpbcal/efreq/0"][()], f["mpbcal/eldiff/0"][()]
         assert np.allclose(efreq - f["mpbcal/emptylattice/0"][()], eldiff, atol=1e-6)
         assert np.abs(eldiff[:, 0]).max() < 0.1 * efreq[:, 0].max() < np.abs(eldiff).max()
+    made = script.file_provenance(out)  # what a record says of it
+    assert made["name"] == "blob.h5" and made["sha256"] == sha256_file(out) and made["settings"]["seed"] == 5
+    assert len(made["generator_git"]["commit"] or "") in (0, 40)
     data = load_h5(out)
     assert data.x.shape == (3, 1, 32, 32) and data.dos.shape == (3, 400)
     assert float(data.x.min()) >= 0 and float(data.x.max()) <= 1  # (eps - 1) / 19 with eps in [1, 20]

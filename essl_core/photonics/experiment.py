@@ -25,7 +25,7 @@ from ..lock import run_lock
 from ..results import make_record, peak_memory, provenance, read_record, write_record
 from .config import MODE_LABELS, PhotonicsRecipe, get_mode
 from .dataset import load_h5
-from .generate import default_out, generate
+from .generate import default_out, file_provenance, generate
 from .loops import finetune, pretrain
 from .selection import select, split_labelled, summary
 
@@ -103,7 +103,7 @@ def _train_mode(
         config=config,
         dataset={
             "name": f"{family} cells ({labelled.source})",
-            "files": [p.name for p in files],
+            "files": [file_provenance(p) for p in files],
             "splits": {"test": len(splits.test), "val": len(splits.val), "train_pool": len(splits.train_pool)},
         },
         pretraining={"curve": pre["curve"], "seconds": pre["seconds"]},

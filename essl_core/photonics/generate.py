@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..data import data_root
 from ..errors import EsslError
-from ..io import atomic_path, write_json
+from ..io import atomic_path, sha256_file, write_json
 from ..results import git_commit
 from .cells import FAMILIES
 from .dataset import K_GRID, N_MAX, NUM_BANDS, label_fields, sample_indices, unitcell_fields
@@ -167,6 +167,22 @@ def _assemble(parts: Path, out: Path, settings: dict) -> None:
         f.attrs["settings"] = json.dumps(settings)
         f.attrs["git"] = json.dumps(git_commit())  # the code that assembled the file
         f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def file_provenance(path: Path) -> dict:
+    """What a record says of one data file: its name, sha256, and (for a generated file) the commit of the code
+    that assembled it and its settings; an official file has neither."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        attrs = {k: f.attrs[k] for k in ("git", "settings", "source") if k in f.attrs}
+    return {
+        "name": path.name,
+        "sha256": sha256_file(path),
+        "generator_git": json.loads(attrs["git"]) if "git" in attrs else None,
+        "settings": json.loads(attrs["settings"]) if "settings" in attrs else None,
+        "source": str(attrs.get("source", "official file")),
+    }
 
 
 def import_official(source: Path, out: Path | None) -> Path:
