@@ -190,7 +190,11 @@ def official_server(tmp_path, monkeypatch):
         def log_message(self, *args) -> None:  # keep stderr for the script's own one line
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:  # a client that hangs up early is not news
+            pass
+
+    server = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(script, "OFFICIAL_URL", f"http://127.0.0.1:{server.server_port}/{tgz.name}")
     monkeypatch.setattr(script, "OFFICIAL_MD5", hashlib.md5(tgz.read_bytes()).hexdigest())
