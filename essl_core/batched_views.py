@@ -123,7 +123,7 @@ def sample_view_params(
         blurred = torch.rand(n, generator=gen, device=device) < spec.blur_p
         sigma = _uniform(n, *spec.blur_sigma, gen, device)
         params.blur_sigma = torch.where(blurred, sigma, 0.0)
-        params.blur_radius = max(1, math.ceil(3 * spec.blur_sigma[1]))
+        params.blur_radius = blur_radius(spec.blur_sigma[1])
     if spec.solarize_p:
         params.solarize = torch.rand(n, generator=gen, device=device) < spec.solarize_p
     return params
@@ -181,6 +181,11 @@ def color_jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) ->
         if before:
             x = shift_hue(x, factors[:, HUE])
     return x
+
+
+def blur_radius(sigma_max: float) -> int:
+    """The half-width of a blur kernel that covers 3 standard deviations of the widest sigma drawn."""
+    return max(1, math.ceil(3 * sigma_max))
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:

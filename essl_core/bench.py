@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 import os
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .augment import NORMALIZATION, ViewPipeline, ViewSpec
+from .batched_views import blur_radius
 from .checkpoint import recipe_dict
 from .datasets import recipe_data
 from .device import resolve_device
@@ -118,7 +118,7 @@ def kornia_views_per_s(specs: list[ViewSpec], images, batch_size: int, device: t
     def pipeline(spec: ViewSpec):
         extra = []
         if spec.blur_p:
-            kernel = 2 * math.ceil(3 * spec.blur_sigma[1]) + 1
+            kernel = 2 * blur_radius(spec.blur_sigma[1]) + 1
             extra.append(K.RandomGaussianBlur(kernel, spec.blur_sigma, border_type="replicate", p=spec.blur_p))
         if spec.solarize_p:
             extra.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=spec.solarize_p))  # threshold 0.5
@@ -172,9 +172,6 @@ def jpeg_decode_per_s(images, device: torch.device, n: int = 256, side: int = 22
     decode_jpeg(files, device=device)
     _sync(device)
     batched = len(files) / (time.perf_counter() - t0)
-    print(
-        f"JPEG decoding ({side} px, q90): PIL {pil:,.0f} img/s per worker, decode_jpeg on {device} {batched:,.0f} img/s"
-    )
     return {"side": side, "quality": 90, "images": len(files), "pil_per_worker": pil, "decode_jpeg_on_device": batched,
             "mean_bytes": sum(f.numel() for f in files) / len(files)}  # fmt: skip
 
