@@ -162,8 +162,16 @@ TIERS: dict[str, Tier] = {
 TIERS["colab"] = dataclasses.replace(
     TIERS["cpu"],
     name="colab",
-    cifar=dict(epochs=40, warmup_epochs=4, knn_every=5, probe_epochs=10, probe_runs=1, checkpoint_every=5, workers=2)
-    | {"amp": "fp16"},
+    cifar=dict(
+        epochs=40,
+        warmup_epochs=4,
+        knn_every=5,
+        probe_epochs=10,
+        probe_runs=1,
+        checkpoint_every=5,
+        workers=2,
+        amp="fp16",
+    ),
     imagenet=dict(TIERS["cpu"].imagenet, augment="batched", workers=2, amp="fp16"),
     bench_steps=TIERS["full"].bench_steps,
 )
