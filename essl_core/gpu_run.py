@@ -7,8 +7,8 @@ epochs as fit before the deadline (fixed before each run from the measured fast-
 schedule is the recipe's cosine over those epochs), and last, when time is left, the pair that tests our
 deviations: E-SimCLR with the reference pipeline and fp16, same seed and epochs as our default run. The
 deadline counts from the start of the process. Every record goes to `$OUT` (or `book/results/`) as soon as it
-exists, with `gpu-run-steps.json` saying what each step did; a run cut short still returns what it finished.
-At `--tier smoke` the same steps run on the CPU in seconds (tested).
+exists, with `gpu-run-steps-<experiment>.json` saying what each step did; a run cut short still returns what it
+finished. At `--tier smoke` the same steps run on the CPU in seconds (tested).
 
 `--experiment imagenet` is the second prepared command (`bash scripts/gpu-run.sh --experiment imagenet`): the
 benchmark of the ImageNet E-SimCLR recipe (ResNet-50, 224-px views, batch 256 on the one device; the views are
@@ -53,6 +53,9 @@ EXPERIMENTS = ("cifar10", "imagenet")
 IMAGENET_BENCH = dict(dataset="imagenette", cache_side=64, batch_size=256)
 REPLICA = ("imagenet-simclr", "imagenet-esimclr")
 REPLICA_SEEDS = (42, 43, 44)
+# Seconds of one replica run, by gpu-run tier, before any has run: at full (cpu-tier recipe, batched views, kNN and
+# probe included, on an H200) imagenet-simclr seed 43 took 203 s on 2026-11-30 (imagenet-simclr-cpu-s43-batched-cuda).
+REPLICA_RUN_S = {"full": 203.0}
 
 
 def epochs_for_budget(seconds: float, images_per_s: float, train_images: int, overhead: float = 1.25) -> int:
@@ -78,11 +81,14 @@ def environment(out: Path, device: torch.device) -> dict:
 
 
 class Steps:
-    """The runner's steps: each runs in its own guard; `gpu-run-steps.json` is rewritten after every one."""
+    """The runner's steps: each runs in its own guard; `gpu-run-steps-<experiment>.json` is rewritten after every
+    one (named by experiment, so the two commands' logs of one lease sit side by side in book/results/)."""
 
-    def __init__(self, out: Path, tier: str, deadline_s: float, device: torch.device) -> None:
-        self.out, self.device, self.written = out, device, []
-        self.record = make_record("gpu-run", tier=tier, deadline_s=deadline_s, steps={}, provenance=provenance(device))
+    def __init__(self, out: Path, tier: str, deadline_s: float, device: torch.device, experiment: str) -> None:
+        self.path, self.device, self.written = out / f"gpu-run-steps-{experiment}.json", device, []
+        self.record = make_record(
+            "gpu-run", tier=tier, deadline_s=deadline_s, experiment=experiment, steps={}, provenance=provenance(device)
+        )
 
     def run(self, name: str, action):
         """Run `action()`; record its status, error text and seconds; return its value (None if it failed)."""
@@ -93,13 +99,13 @@ class Steps:
             "error": failures.get(name),
             "seconds": time.monotonic() - t0,
         }
-        write_record(self.out / "gpu-run-steps.json", self.record)
+        write_record(self.path, self.record)
         return value
 
     def skip(self, name: str, why: str) -> None:
         self.record["steps"][name] = {"status": "skipped", "error": why, "seconds": 0.0}
         print(f"gpu-run: {name} skipped: {why}", flush=True)
-        write_record(self.out / "gpu-run-steps.json", self.record)
+        write_record(self.path, self.record)
 
 
 def train_budgeted(name: str, tier: str, epochs: int, steps_name: str, data_root, device: str, out: Path, **changes):
@@ -146,8 +152,7 @@ def gpu_run(
         raise EsslError("the full tier of gpu-run needs a CUDA GPU; use --tier smoke to try it on the CPU")
     # A one-line error now, not after the benchmark, if the cache is missing.
     load_imagenet("imagenette", 64, data_root) if experiment == "imagenet" else load_cifar10(data_root)
-    steps = Steps(out, tier, deadline_s, dev)
-    steps.record["experiment"] = experiment
+    steps = Steps(out, tier, deadline_s, dev, experiment)
     steps.record["environment"] = steps.run("environment", lambda: environment(out, dev))
     print(f"gpu-run: {experiment}, tier {tier}, deadline {deadline_s:.0f} s, {seconds_left():.0f} s left", flush=True)
     if experiment == "imagenet":
@@ -155,7 +160,7 @@ def gpu_run(
     else:
         cifar_steps(steps, tier, dev, device, data_root, out, seconds_left)
     took = time.monotonic() - started
-    written = sorted({*steps.written, out / "gpu-run-steps.json"})
+    written = sorted({*steps.written, steps.path})
     print(f"gpu-run: done {took:.0f} s after the start; records: {', '.join(p.name for p in written)}")
     return written
 
@@ -170,7 +175,9 @@ def imagenet_steps(steps: Steps, tier: str, dev, device: str, data_root, out: Pa
     if bench:
         steps.written.append(out / bench_record(name, tier, dev.type))
     replica_tier = "cpu" if tier == "full" else "smoke"
-    longest = 0.0  # the longest replica run so far: the next one is started only if that much time is left
+    # The longest replica run so far: the next one is started only if that much time is left. The first is judged
+    # by a measured run instead of nothing (a first run started with 118 s left was killed by its command's limit).
+    longest = REPLICA_RUN_S.get(tier, 0.0)
     for seed in REPLICA_SEEDS:
         for recipe_name in REPLICA:
             step = f"train {recipe_name} s{seed}"

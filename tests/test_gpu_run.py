@@ -21,7 +21,7 @@ def _run(cifar_root, tmp_path, monkeypatch) -> tuple[dict, dict]:
     monkeypatch.chdir(tmp_path)  # its run directories go under runs/ here
     written = gpu_run("smoke", tmp_path / "out", deadline_s=600, data_root=cifar_root)
     records = {p.name: read_record(p) for p in written}
-    return records, records["gpu-run-steps.json"]["steps"]
+    return records, records["gpu-run-steps-cifar10.json"]["steps"]
 
 
 def _fail(monkeypatch, module, name: str) -> None:
@@ -36,7 +36,7 @@ def test_every_step_writes_its_record(cifar_root, tmp_path, monkeypatch):
     assert all(s["status"] == "ok" for s in steps.values()), steps
     assert set(steps) == {"environment", "bench", "photonic solver", "train cifar10-esimclr", "train cifar10-simclr",
                           "deviations pair"}  # fmt: skip
-    assert records["gpu-run-steps.json"]["environment"]["cpu_count"] >= 1
+    assert records["gpu-run-steps-cifar10.json"]["environment"]["cpu_count"] >= 1
     kinds = sorted(r["kind"] for r in records.values())
     assert kinds == ["bench", "gpu-run", "photonics-solver", "pretrain", "pretrain", "pretrain"]
     pretrains = [r for r in records.values() if r["kind"] == "pretrain"]
@@ -97,7 +97,7 @@ def test_a_failed_benchmark_falls_back_to_a_measured_fast_throughput(cifar_root,
     assert [r["recipe"] for r in records.values() if r["kind"] == "pretrain"] == ["cifar10-simclr"]
     assert steps["photonic solver"]["status"] == "ok" and "photonics-solver-cpu.json" in records
     assert steps["deviations pair"]["status"] == "skipped"
-    saved = json.loads((tmp_path / "out" / "gpu-run-steps.json").read_text())
+    saved = json.loads((tmp_path / "out" / "gpu-run-steps-cifar10.json").read_text())
     assert saved["steps"] == steps
 
 
@@ -108,7 +108,7 @@ def test_the_imagenet_experiment_benchmarks_then_trains_replica_pairs_while_time
     monkeypatch.setattr(gpu_run_module, "REPLICA_SEEDS", (42, 43))
     written = gpu_run("smoke", tmp_path / "out", deadline_s=600, data_root=imagenette_root, experiment="imagenet")
     records = {p.name: read_record(p) for p in written}
-    steps = records["gpu-run-steps.json"]["steps"]
+    steps = records["gpu-run-steps-imagenet.json"]["steps"]
     assert all(s["status"] == "ok" for s in steps.values()), steps
     assert list(steps) == ["environment", "bench"] + [
         f"train imagenet-{m} s{seed}" for seed in (42, 43) for m in ("simclr", "esimclr")
@@ -129,8 +129,18 @@ def test_the_imagenet_experiment_skips_runs_that_no_longer_fit(imagenette_root, 
     monkeypatch.setattr(gpu_run_module.time, "monotonic", lambda: float(next(clock)))
     written = gpu_run("smoke", tmp_path / "out", deadline_s=1_000, data_root=imagenette_root, experiment="imagenet",
                       started=0.0)  # fmt: skip
-    steps = read_record(tmp_path / "out" / "gpu-run-steps.json")["steps"]
+    steps = read_record(tmp_path / "out" / "gpu-run-steps-imagenet.json")["steps"]
     assert steps["bench"]["status"] == "ok"
     skipped = [name for name, s in steps.items() if s["status"] == "skipped"]
     assert skipped and all(name.startswith("train ") for name in skipped)
     assert len(written) == 2 + sum(s["status"] == "ok" for name, s in steps.items() if name.startswith("train "))
+
+
+def test_the_first_replica_run_is_judged_by_a_measured_run(imagenette_root, tmp_path, monkeypatch):
+    # With a measured run longer than the deadline, no replica run starts (none is killed half-way).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gpu_run_module, "REPLICA_RUN_S", {"smoke": 10_000.0})
+    gpu_run("smoke", tmp_path / "out", deadline_s=600, data_root=imagenette_root, experiment="imagenet")
+    steps = read_record(tmp_path / "out" / "gpu-run-steps-imagenet.json")["steps"]
+    trains = {name: s for name, s in steps.items() if name.startswith("train ")}
+    assert trains and all(s["status"] == "skipped" and "10000 s" in s["error"] for s in trains.values())
