@@ -8,7 +8,7 @@ ESSL_IMAGENETTE_SOURCE ?= ../shared/data/imagenette2-224.tar.gz
 ESSL_DATA ?= $(CURDIR)/data
 export ESSL_DATA
 
-.PHONY: setup data test lint smoke book vendor clean bench gpu-carry gpu-run
+.PHONY: setup data test lint smoke book book-publish vendor clean bench gpu-carry gpu-run
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,12 @@ book: data vendor
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# The published book: the same chapters, live demonstrations at the smoke tier, and the committed cpu-tier
+# encoders (book/encoders/) with their records where the test build trains 2-epoch models.
+book-publish: data vendor
+	rm -rf _build/html _build/.doctrees
+	ESSL_BOOK=published $(BIN)/jupyter-book build . -W -n --keep-going
+
 smoke: data
 	$(BIN)/python -m essl_core train --recipe cifar10-esimclr --tier smoke
 
@@ -69,16 +75,20 @@ bench: data
 	$(BIN)/python -m essl_core bench --tier cpu --record-dir book/results
 
 # GPU work, when the device tool lends a machine. `make gpu-carry` here fills .gpu/ (git-ignored; carry it):
-# the CIFAR-10 copy, the 64-px Imagenette cache as JPEG (31 MiB), the commit being run (the machine may get no
-# .git), and kornia wheels for Python 3.12. Then `bash scripts/gpu-run.sh` (= `make gpu-run`) there runs the
-# benchmark and the budgeted full-recipe runs with the machine's own python3 and writes every record to $OUT;
-# `bash scripts/gpu-run.sh --experiment imagenet` is the second command (the ImageNet benchmark and replica).
+# the CIFAR-10 copy, the 64-px Imagenette cache as JPEG (31 MiB) and the commit being run (the machine may get no
+# .git). `make gpu-carry KORNIA=1` adds kornia wheels for Python 3.12 (7 MB) for the benchmark's kornia
+# comparison, measured on an H200 already (book/results/bench-*-full-cuda.json); without them that one comparison
+# is recorded as failed. The device tool moves at most 64 MiB: the tree plus .gpu/ is about 63 MB with the
+# committed encoders, so the wheels fit only if something else stays behind. Then `bash scripts/gpu-run.sh`
+# (= `make gpu-run`) there runs the benchmark and the budgeted full-recipe runs with the machine's own python3
+# and writes every record to $OUT; `bash scripts/gpu-run.sh --experiment imagenet` is the second command.
+KORNIA ?=
 gpu-carry: setup
 	rm -rf .gpu && mkdir -p .gpu/whl && cp $(ESSL_CIFAR_SOURCE) .gpu/cifar10-jpeg.tar.gz
 	$(BIN)/python -m data_scripts.imagenet --source "$(ESSL_IMAGENETTE_SOURCE)" --side 64 --encoding jpeg --root .gpu/data
 	$(BIN)/python -c "import json; from essl_core.results import git_commit; json.dump(git_commit(), open('.gpu/commit.json', 'w'))"
-	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/whl kornia==0.9.0 kornia-rs==0.2.0
+	$(if $(KORNIA),$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/whl kornia==0.9.0 kornia-rs==0.2.0)
 gpu-run:
 	bash scripts/gpu-run.sh
 

@@ -1,21 +1,28 @@
-"""What the chapters share: the tier, paths, a runtime banner, and trained encoders at the selected tier."""
+"""What the chapters share: the tier, paths, a runtime banner, and trained encoders: at the selected tier, or
+the committed ones in the published build."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import torch
 
 from .device import resolve_device
+from .errors import EsslError
 from .layout import RUNS, pretrain_run_dir
 from .methods import Method
+from .published import load_published
 from .recipes import get_recipe
 from .results import device_name
 from .runs import load_trained_model, pretrain
 from .tiers import ENV, TIERS, default_tier
 
 REPO = Path(__file__).resolve().parent.parent
+ENCODERS = REPO / "book" / "encoders"  # the trained encoders committed for the published build
+BUILD_ENV = "ESSL_BOOK"  # "published" for the published build (`make book-publish`); unset for the test build
+PUBLISHED_TIER = "cpu"  # the tier whose trained encoders the published build shows
 # The data each chapter's install cell prepares (a chapter not named here needs CIFAR-10).
 CHAPTER_DATA = {"imagenet": "imagenet", "photonics": None}
 _PREPARE = {
@@ -31,6 +38,15 @@ _PREPARE = {
 def tier() -> str:
     """The tier chapters run at: $ESSL_MODE (smoke, cpu or full), default smoke."""
     return default_tier()
+
+
+def publishing() -> bool:
+    """Whether this is the published build: the chapters run their live demonstrations at the smoke tier but
+    show the committed cpu-tier encoders (book/encoders/) and their records instead of training afresh."""
+    build = os.environ.get(BUILD_ENV, "")
+    if build not in ("", "published"):
+        raise EsslError(f"{BUILD_ENV}={build!r}: set it to 'published' for the published build, or leave it unset")
+    return build == "published"
 
 
 def results_dir() -> Path:
@@ -50,6 +66,8 @@ def banner() -> str:
         f"device: {device_name(dev)}",
         f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}, Python {sys.version.split()[0]}",
     ]
+    if publishing():
+        lines.append(f"build: published (trained {PUBLISHED_TIER}-tier encoders from book/encoders)")
     if tier() == "full" and dev.type != "cuda":
         lines.append("WARNING: the full tier is the paper's 800-epoch setting and needs a GPU.")
     return "\n".join(lines)
@@ -59,8 +77,17 @@ def pretrained(recipe_name: str, quiet: bool = True) -> tuple[Method, dict]:
     """The model of `recipe_name` trained at the current tier, and its result record.
 
     At the smoke tier it is trained afresh (seconds). At the cpu and full tiers an existing run in
-    runs/RECIPE-TIER-s42 (the CLI's default directory) is reused, resumed or started.
+    runs/RECIPE-TIER-s42 (the CLI's default directory) is reused, resumed or started. In the published build it
+    is the committed cpu-tier encoder, loaded, never trained.
     """
+    if publishing():
+        found = load_published(recipe_name, PUBLISHED_TIER, ENCODERS, results_dir(), resolve_device())
+        if found is None:
+            raise EsslError(
+                f"no committed {PUBLISHED_TIER}-tier encoder of {recipe_name} in {ENCODERS}; "
+                "export a finished run with `python -m essl_core export-encoder`"
+            )
+        return found
     t = tier()
     recipe = get_recipe(recipe_name, t)
     run_dir = pretrain_run_dir(runs_dir() / "book" if t == "smoke" else runs_dir(), recipe.name, t, recipe.seed)

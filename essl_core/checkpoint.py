@@ -33,6 +33,14 @@ def recipe_dict(recipe) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(recipe).items()}
 
 
+def same_training(saved: dict, wanted: dict) -> bool:
+    """Whether a run recorded with recipe `saved` (a record's config, a checkpoint's recipe) trained as recipe
+    `wanted` asks, seed aside: the same fields but the seed, how it was invoked and what does not change the
+    weights. Fields `saved` lacks were added to essl_core later, with defaults that keep the earlier behaviour."""
+    ignored = {"seed", "overrides", *RESUMABLE_CHANGES}
+    return all(saved[k] == v for k, v in wanted.items() if k in saved and k not in ignored)
+
+
 def rng_state() -> dict:
     """Every RNG the training loop draws from, as data `torch.load(weights_only=True)` accepts."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()

@@ -1,4 +1,5 @@
-"""Command line: `python -m essl_core train|eval|bench|study|photonics ...`. User errors: one line, status 2."""
+"""Command line: `python -m essl_core train|eval|bench|study|photonics|export-encoder ...`.
+User errors: one line, status 2."""
 
 from __future__ import annotations
 
@@ -102,6 +103,16 @@ def _photonics(args: argparse.Namespace) -> None:
         print(f"{c['family']:>5} {c['label']:>24}: test error (validation-selected) {cells}")
 
 
+def _export(args: argparse.Namespace) -> None:
+    from .published import MANIFEST, export_encoder
+
+    entry = export_encoder(args.run_dir, args.record, args.out)
+    print(
+        f"wrote {args.out / entry['file']} ({entry['bytes'] / 2**20:.1f} MiB, sha256 {entry['sha256'][:12]}...), "
+        f"listed in {args.out / MANIFEST}"
+    )
+
+
 def _summary(record: dict, path: Path) -> None:
     m = record["metrics"]
     probe = m["linear_probe_top1"]
@@ -180,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     phc.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating data")
     phc.add_argument("--record-dir", type=Path, help="also write each record here (e.g. book/results/photonics)")
     phc.set_defaults(func=_photonics)
+    export = sub.add_parser(
+        "export-encoder", help="commit a finished run's trained model for the published book (safetensors + manifest)"
+    )
+    export.add_argument("--run-dir", type=Path, required=True, help="a finished run directory (its checkpoint.pt)")
+    export.add_argument("--record", type=Path, required=True, help="that run's result record, e.g. in book/results")
+    export.add_argument("--out", type=Path, default=Path("book/encoders"), help="default: book/encoders")
+    export.set_defaults(func=_export)
     return parser
 
 

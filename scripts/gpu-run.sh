@@ -3,8 +3,8 @@
 #   bash scripts/gpu-run.sh                          (or `make gpu-run`): CIFAR-10, the first command
 #   bash scripts/gpu-run.sh --experiment imagenet    the second: the ImageNet benchmark and Imagenette replica
 # It uses the machine's own python3 (torch, torchvision, numpy, pillow, tqdm are there), installs the carried
-# kornia wheels for the augmentation comparison if present, prepares CIFAR-10 from .gpu/, runs the full-tier
-# runner, and, if that fails early (in its first 120 s), the smoke tier on CUDA as a fallback. Everything it
+# kornia wheels for the augmentation comparison if present (`make gpu-carry KORNIA=1`), prepares CIFAR-10 from
+# .gpu/, runs the full-tier runner, and, if that fails early (in its first 120 s), the smoke tier on CUDA as a fallback. Everything it
 # prints also goes to $OUT/gpu-run.log; every record goes to $OUT (else book/results/).
 set -uo pipefail
 cd "$(dirname "$0")/.."
