@@ -60,6 +60,17 @@ class ImageData:
         """The dataset name every result must carry, e.g. "CIFAR-10 (JPEG q75 copy)"."""
         return self.meta["name"]
 
+    def test_sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`n` test images and labels with the classes interleaved (0, 1, ..., 9, 0, 1, ...), each class's first
+        images in the split's order: what a chapter shows or measures as "a few images". The cache is sorted by
+        class, so `test_x[:n]` would be airplanes alone."""
+        classes = np.unique(self.test_y)
+        by_class = [np.flatnonzero(self.test_y == c) for c in classes]
+        if n > len(classes) * min(len(idx) for idx in by_class):
+            raise EsslError(f"a class-balanced sample of {n} test images is more than {self.name} holds")
+        order = np.array([by_class[i % len(classes)][i // len(classes)] for i in range(n)], dtype=np.int64)
+        return self.test_x[order], self.test_y[order]
+
     def subset(self, n_train: int | None, n_test: int | None, seed: int = 0) -> ImageData:
         """A class-balanced subset (same classes, `n/10` images each), drawn deterministically from `seed`."""
         rng = np.random.default_rng(seed)

@@ -108,6 +108,24 @@ def invariance_similarity(backbone: nn.Module, images: np.ndarray, group: Group,
     ]
 
 
+@torch.no_grad()
+def transformation_probabilities(model: nn.Module, images: np.ndarray, device: torch.device) -> np.ndarray:
+    """What a trained E-branch head predicts: (n, |G|, |G|) probabilities, [i, k, j] = p(element j | image i with
+    element k applied). Each image is resized to the recipe's rotation-view side (the branch's input in
+    training), transformed, normalised, and passed through the backbone and the head in eval mode."""
+    branch, side = model.equivariance, model.recipe.rot_size
+    if branch is None:
+        raise ValueError(f"{model.recipe.name} has no E-branch (lambda 0): nothing predicts a transformation")
+    x = F.interpolate(to_pixels(torch.from_numpy(images)), size=(side, side), mode="bilinear", antialias=True)
+    copies, _ = branch.group.orbit(x.clamp(0, 1))  # block layout: [all k=0 | all k=1 | ...]
+    was_training = model.training
+    model.eval()
+    logits = branch.head(model.backbone(normalize_pixels(copies.to(device)))).float()
+    model.train(was_training)
+    size = branch.group.size
+    return logits.softmax(1).view(size, len(images), size).permute(1, 0, 2).cpu().numpy()
+
+
 def equivariance_predictability(
     backbone: nn.Module, images: np.ndarray, group: Group, device: torch.device, steps: int = 300, seed: int = 0
 ) -> float:

@@ -85,7 +85,7 @@ def run_study(
     dev = resolve_device(device)
     plan = study_plan(seeds)
     n_images, steps = settings.measure
-    measure_images = load_cifar10(data_root).test_x[:n_images]
+    measure_images, _ = load_cifar10(data_root).test_sample(n_images)
     records = []
     bar = tqdm(plan, desc=f"study ({tier})", disable=None if progress else True, file=sys.stderr)
     for variant, transformation, seed in bar:
@@ -98,6 +98,7 @@ def run_study(
         if "measures" not in record["metrics"]:
             model = load_trained_model(run_dir, dev)
             record["metrics"]["measures"] = measure_encoder(model.backbone, measure_images, dev, steps)
+            record["metrics"]["measured_on"] = f"{n_images} test images, class-balanced"
         write_record(run_dir / RESULT, record)
         if record_dir is not None:
             write_record(Path(record_dir) / study_record(tier, name), record)

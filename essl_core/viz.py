@@ -231,3 +231,25 @@ def markdown_table(rows: list[dict], digits: int = 3) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def prediction_grid(images: np.ndarray, probs: np.ndarray, group: Group) -> plt.Figure:
+    """Each image (rows) under each element of `group` (columns), titled with the element an E-branch head finds
+    most likely and the probability it gives the true one (`probs` from
+    `evaluate.transformation_probabilities`); green where the most likely element is the true one."""
+    x = to_pixels(torch.from_numpy(images))
+    n, size = len(images), group.size
+    fig, axes = plt.subplots(n, size, figsize=(1.7 * size, 1.75 * n), squeeze=False)
+    for i in range(n):
+        for k in range(size):
+            guess = int(probs[i, k].argmax())
+            ax = axes[i][k]
+            ax.imshow(group.apply(x[i : i + 1], k)[0].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_title(
+                f"{group.element_names[k]}: says {group.element_names[guess]}\np(true) = {probs[i, k, k]:.2f}",
+                fontsize=7,
+                color="tab:green" if guess == k else "tab:red",
+            )
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

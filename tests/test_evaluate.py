@@ -99,3 +99,38 @@ def test_imagenet_probe_head_starts_small_and_simsiam_probe_uses_lars(small_cifa
     linear_probe(CifarResNet18(width=4), data, torch.device("cpu"), epochs=1, batch_size=64, lr=0.1,
                  progress=False, protocol=ev.PROBES["imagenet-simsiam"])  # fmt: skip
     assert made[-1]["lr"] == pytest.approx(0.1 * 64 / 256)  # the official SimSiam probe: lr x batch/256
+
+
+def test_transformation_probabilities_are_the_heads_softmax_on_each_rotated_small_view(cifar):
+    import torch.nn.functional as F
+
+    from essl_core.augment import normalize_pixels, to_pixels
+    from essl_core.evaluate import transformation_probabilities
+    from essl_core.methods import build_model
+    from essl_core.recipes import get_recipe
+
+    torch.manual_seed(0)
+    model = build_model(get_recipe("cifar10-esimclr", "smoke"))
+    images, _ = cifar.test_sample(3)
+    probs = transformation_probabilities(model, images, torch.device("cpu"))
+    assert probs.shape == (3, 4, 4) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # By hand for image 2 turned by 270 degrees: resize to the rotation view's side, turn, normalise, predict.
+    side = model.recipe.rot_size
+    x = F.interpolate(to_pixels(torch.from_numpy(images[2:3])), size=(side, side), mode="bilinear", antialias=True)
+    with torch.no_grad():
+        model.eval()
+        logits = model.equivariance.head(model.backbone(normalize_pixels(torch.rot90(x.clamp(0, 1), 3, (2, 3)))))
+    assert np.allclose(probs[2, 3], logits.softmax(1)[0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="no E-branch"):
+        transformation_probabilities(build_model(get_recipe("cifar10-simclr", "smoke")), images, torch.device("cpu"))
+
+
+def test_a_class_balanced_test_sample_interleaves_each_classs_first_images(cifar):
+    from essl_core.errors import EsslError
+
+    x, y = cifar.test_sample(25)
+    assert y.tolist() == [i % 10 for i in range(25)]  # the cache itself is sorted by class
+    first_cat = int(np.flatnonzero(cifar.test_y == 3)[1])
+    assert np.array_equal(x[13], cifar.test_x[first_cat])  # the 2nd cat image of the split, in its order
+    with pytest.raises(EsslError, match="class-balanced sample of 10010"):
+        cifar.test_sample(10_010)

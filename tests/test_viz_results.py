@@ -9,7 +9,16 @@ from essl_core.errors import EsslError
 from essl_core.groups import GROUPS, ROTATION
 from essl_core.models import CifarResNet18
 from essl_core.results import describe, load_records, make_record, read_record, write_record
-from essl_core.viz import curves, element_panel, explorer, figure_png, group_grid, grouped_bars, seed_points
+from essl_core.viz import (
+    curves,
+    element_panel,
+    explorer,
+    figure_png,
+    group_grid,
+    grouped_bars,
+    prediction_grid,
+    seed_points,
+)
 
 
 def test_figures_have_the_panels_asked_for(small_cifar):
@@ -38,6 +47,17 @@ def test_explorer_prerenders_every_element(small_cifar):
     assert png.startswith(b"\x89PNG")
     w = explorer(small_cifar.test_x[:2], {"rotation": ROTATION}, {"r": enc}, torch.device("cpu"))
     assert list(w.titles) == ["four-fold rotation"] and len(w.children[0].children) == 4
+
+
+def test_prediction_grid_titles_each_guess_green_when_right(small_cifar):
+    probs = np.full((2, 4, 4), 0.1)
+    probs[0, :, :] = np.eye(4) * 0.7 + 0.1  # image 0: every rotation named right
+    probs[1, :, 0] = 0.7  # image 1: always "0°"
+    fig = prediction_grid(small_cifar.test_x[:2], probs, ROTATION)
+    colours = [ax.title.get_color() for ax in fig.axes]
+    assert colours == ["tab:green"] * 4 + ["tab:green", "tab:red", "tab:red", "tab:red"]
+    assert fig.axes[5].get_title() == "90°: says 0°\np(true) = 0.10"
+    plt.close(fig)
 
 
 def test_records_round_trip_and_describe(tmp_path):
@@ -69,5 +89,8 @@ def test_committed_records_are_valid():
     assert all(r["top1"] is None and not r["verified"] for r in paper["cifar10_linear_probe_top1"])
     for name, r in records.items():
         if r["kind"] == "pretrain":
-            assert name + ".json" == pretrain_record(r["recipe"], r["tier"], r["seeds"]["pretrain"])
+            stem = pretrain_record(r["recipe"], r["tier"], r["seeds"]["pretrain"]).removesuffix(".json")
+            # gpu-run's names: the replica's say its pipeline and device, the budgeted runs their epochs
+            budgeted = f"{r['recipe']}-full-{r['metrics']['epochs_trained']}ep"
+            assert name == stem or name.startswith(stem + "-") or name.startswith(budgeted), name
             assert r["provenance"]["git"]["commit"]
