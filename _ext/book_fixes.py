@@ -2,7 +2,8 @@
 
 sphinx-thebe and sphinx-togglebutton add their inline scripts on `env-before-read-docs`, which fires twice in
 a Jupyter Book 1.x build, so every page declared `const THEBE_JS_URL` twice (a SyntaxError in the browser).
-This keeps the first copy of every script. It also gives the theme a default colour mode.
+This keeps the first copy of every script. It also gives the theme a default colour mode, and adds the book's
+own stylesheet (`_ext/static/book.css`).
 """
 
 from __future__ import annotations
@@ -31,4 +32,5 @@ def setup(app):
     # Run after the themes' own handlers, which may add scripts too.
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("html-page-context", _default_mode, priority=900)
+    app.add_css_file("book.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -35,6 +35,7 @@ from essl_core.data import (
 )
 from essl_core.errors import EsslError, run_command
 from essl_core.io import sha256_file
+from essl_core.lock import run_lock
 
 from .imagefolder import (
     check_source,
@@ -225,7 +226,8 @@ def prepare(source: Path | None, root: Path | None = None, allow_partial: bool =
         meta["name"] = _qualified(meta["name"], f"partial: {counts['train']}/{counts['test']} images")
     meta.update(counts=counts, classes=list(CIFAR10_CLASSES), prepared_at=datetime.now(timezone.utc).isoformat())
     data = ImageData(*splits["train"], *splits["test"], meta=meta)
-    save_cache(out, data)
+    with run_lock(out.parent, "data folder", "use another --root"):  # also removes what a killed write left there
+        save_cache(out, data)
     return out
 
 

@@ -39,6 +39,7 @@ from essl_core.imagenet_data import (
     save_imagenet_cache,
 )
 from essl_core.io import sha256_file
+from essl_core.lock import run_lock
 
 from .imagefolder import (
     Item,
@@ -252,7 +253,8 @@ def prepare(
     quality = quality if encoding == "jpeg" else None
     data = assemble(found, known, meta, side, quality)
     out = cache_path(known.key, side, encoding, root)
-    save_imagenet_cache(out, data, encoding, quality)
+    with run_lock(out.parent, "data folder", "use another --root"):  # also removes what a killed write left there
+        save_imagenet_cache(out, data, encoding, quality)
     return out, data
 
 

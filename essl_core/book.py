@@ -111,11 +111,13 @@ def install_cell(chapter: str) -> str:
     url, version = published_version()
     data = CHAPTER_DATA.get(chapter, "cifar10")
     lines = [
-        "# Setup. Choose the tier: smoke (minutes; shows the code runs), colab (the full network, about half an hour",
-        "# per run on a Colab GPU, an estimate), cpu (an hour per run on 2 cores) or full (the paper). On Colab, fetch",
-        "# the book's repository at the version this page belongs to, make its library importable in this interpreter",
-        "# and prepare the data (torch and the rest are Colab's own, never pinned here). Written by",
-        "# scripts/install_cells.py from _config.yml; the ESSL_BOOK_* variables let a test run it offline.",
+        "# Setup. Choose the tier: smoke (minutes; shows the code runs), colab (the full",
+        "# network, about half an hour per run on a Colab GPU, an estimate), cpu (an hour per",
+        "# run on 2 cores) or full (the paper). On Colab, fetch the book's repository at the",
+        "# version this page belongs to, make its library importable in this interpreter and",
+        "# prepare the data (torch and the rest are Colab's own, never pinned here). Written",
+        "# by scripts/install_cells.py from _config.yml; the ESSL_BOOK_* variables let a",
+        "# test run it offline.",
         "import os",
         "import sys",
         "",
@@ -126,7 +128,7 @@ def install_cell(chapter: str) -> str:
         "    if not os.path.exists(book_root):",
         '        source = os.environ.get("ESSL_BOOK_SOURCE", REPOSITORY)',
         "        !git clone -q --depth 1 --branch {VERSION} {source} {book_root}",
-        "    sys.path.insert(0, book_root)  # importable now (an editable pip install would need a restart)",
+        "    sys.path.insert(0, book_root)  # importable now (pip install -e needs a restart)",
         '    os.environ.setdefault("ESSL_DATA", f"{book_root}/data")',
     ]
     if data:

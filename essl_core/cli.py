@@ -96,6 +96,7 @@ def _photonics(args: argparse.Namespace) -> None:
         data_dir=args.data_root,
         record_dir=args.record_dir,
         workers=args.workers,
+        progress=not args.quiet,
     )
     for r in records:
         c = r["config"]

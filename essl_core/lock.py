@@ -1,5 +1,5 @@
-"""One process per run directory: an advisory lock that the OS releases when its holder exits (`kill -9` too),
-so it never goes stale, and the holder's description for whoever is refused."""
+"""One process per run directory (or data folder): an advisory lock that the OS releases when its holder exits
+(`kill -9` too), so it never goes stale, and the holder's description for whoever is refused."""
 
 from __future__ import annotations
 
@@ -18,21 +18,24 @@ LOCK = ".lock"
 
 
 @contextmanager
-def run_lock(directory: str | os.PathLike) -> Iterator[None]:
-    """Hold `directory`'s lock for the block, or fail at once in one line that names the holder. Temporary files
-    that an interrupted atomic write left behind are removed once the lock is held (nothing else writes there)."""
+def run_lock(
+    directory: str | os.PathLike, what: str = "run directory", hint: str = "use another --run-dir"
+) -> Iterator[None]:
+    """Hold `directory`'s lock for the block, or fail at once in one line that names the holder (and `hint`).
+    Temporary files that an interrupted atomic write left behind are removed once the lock is held (nothing
+    else writes there)."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
-        raise EsslError(f"cannot use {directory} as a run directory ({exc.strerror})") from None
+        raise EsslError(f"cannot use {directory} as a {what} ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 2000).decode(errors="replace").strip() or "another process"
-            raise EsslError(f"{directory} is in use by {holder}; wait for it, or use another --run-dir") from None
+            raise EsslError(f"{directory} is in use by {holder}; wait for it, or {hint}") from None
         os.ftruncate(fd, 0)
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]

@@ -253,3 +253,47 @@ def prediction_grid(images: np.ndarray, probs: np.ndarray, group: Group) -> plt.
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def architecture_figure() -> plt.Figure:
+    """E-SSL's architecture as a diagram: three views of one image, one shared backbone, the projector and its
+    SSL loss, the rotation head and its prediction loss."""
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.set(xlim=(-0.02, 1.01), ylim=(0, 1))
+    ax.axis("off")
+    boxes = {  # name: (x, y, width, height, text, colour)
+        "x": (0.0, 0.42, 0.09, 0.16, "image $x$", "0.9"),
+        "v1": (0.14, 0.74, 0.16, 0.16, "view $x_1$\n32x32", "#c6dbef"),
+        "v2": (0.14, 0.46, 0.16, 0.16, "view $x_2$\n32x32", "#c6dbef"),
+        "v3": (0.14, 0.08, 0.16, 0.22, "rotation view $x_3$\n16x16, turned\n0°, 90°, 180°, 270°", "#fdd0a2"),
+        "f": (0.37, 0.08, 0.14, 0.82, "backbone $f$\n(ResNet-18,\none for\nall views)", "#d9d9d9"),
+        "g": (0.58, 0.6, 0.13, 0.16, "projector $g$", "#c6dbef"),
+        "h": (0.58, 0.11, 0.13, 0.16, "rotation\nhead $h$", "#fdd0a2"),
+        "ssl": (0.78, 0.6, 0.2, 0.16, "$\\mathcal{L}_{\\mathrm{SSL}}(g f x_1, g f x_2)$", "white"),
+        "rot": (0.78, 0.11, 0.2, 0.16, "$\\mathrm{CE}(h f\\, \\mathrm{rot}_k x_3,\\ k)$", "white"),
+    }
+    for x, y, w, h, text, colour in boxes.values():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.01", fc=colour, ec="0.3"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8.5)
+
+    def arrow(a: str, b: str, label: str = "") -> None:
+        xa, ya, wa, ha = boxes[a][:4]
+        xb, yb, _, hb = boxes[b][:4]
+        start, end = (xa + wa, ya + ha / 2), (xb, min(max(ya + ha / 2, yb + 0.03), yb + hb - 0.03))
+        ax.annotate("", end, start, arrowprops=dict(arrowstyle="->", color="0.3"))
+        if label:
+            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.03, label, fontsize=7, ha="center")
+
+    for view in ("v1", "v2", "v3"):
+        arrow("x", view)
+        arrow(view, "f")
+    arrow("f", "g", "features")
+    arrow("f", "h", "features")
+    arrow("g", "ssl")
+    arrow("h", "rot")
+    ax.text(0.88, 0.45, "$\\mathcal{L} = \\mathcal{L}_{\\mathrm{SSL}} + \\lambda\\,\\mathcal{L}_{\\mathrm{E}}$",
+            ha="center", va="center", fontsize=11)  # fmt: skip
+    ax.text(0.88, 0.38, "($\\mathcal{L}_{\\mathrm{E}}$: mean over the 4B rotated copies)", ha="center", fontsize=7)
+    return fig

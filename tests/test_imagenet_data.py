@@ -157,3 +157,13 @@ def test_ilsvrc_archives_go_through_torchvision(tmp_path):
     _tree(tmp_path, size=(16, 16))
     _, data = prepare(tmp_path, tmp_path / "data", side=16, allow_partial=True, workers=1)
     assert data.meta["format"].startswith("ILSVRC-2012 archives") and data.meta["counts"] == {"train": 12, "test": 6}
+
+
+def test_what_a_killed_cache_write_left_is_removed_at_the_next_prepare(tmp_path):
+    _tree(tmp_path / "src")
+    folder = tmp_path / "data" / "imagenet"
+    folder.mkdir(parents=True)
+    stale = folder / ".unknown-24px.npz.x1y2z3.tmp"  # an atomic write's temporary file, its writer killed
+    stale.write_bytes(b"half a cache")
+    out, _ = prepare(tmp_path / "src", tmp_path / "data", side=24, allow_partial=True, workers=1)
+    assert out.parent == folder and out.exists() and not stale.exists()

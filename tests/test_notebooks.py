@@ -14,7 +14,9 @@ CHAPTERS = sorted((REPO / "book").glob("*.ipynb"))
 def test_every_chapter_is_in_the_table_of_contents():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     listed = {toc["root"], *(c["file"] for c in toc["chapters"])}
-    assert {f"book/{p.stem}" for p in CHAPTERS} == listed
+    notebooks = {f for f in listed if (REPO / f"{f}.ipynb").exists()}
+    assert {f"book/{p.stem}" for p in CHAPTERS} == notebooks
+    assert all((REPO / f"{f}.md").exists() for f in listed - notebooks)  # the references page
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -35,5 +37,6 @@ def test_chapter_structure(path):
 def test_the_intro_links_every_chapter_of_the_table_of_contents():
     intro = "".join("".join(c["source"]) for c in json.loads((REPO / "book" / "intro.ipynb").read_text())["cells"])
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    missing = [c["file"] for c in toc["chapters"] if f"]({Path(c['file']).name}.ipynb)" not in intro]
+    pages = [(c["file"], ".ipynb" if (REPO / f"{c['file']}.ipynb").exists() else ".md") for c in toc["chapters"]]
+    missing = [page for page, suffix in pages if f"]({Path(page).name}{suffix})" not in intro]
     assert not missing, f"the intro's roadmap does not link {missing}"

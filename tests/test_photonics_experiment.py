@@ -143,3 +143,15 @@ def test_sweep_and_claim_rows_compare_with_the_papers_direction():
     assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within noise"
     assert rows[("blob", "E-SimCLR vs SimCLR")]["verdict"] == "disagrees (one seed, no error bar)"
     assert ("blob", "SimCLR + transformation vs SimCLR") not in rows
+
+
+def test_quiet_pretraining_draws_no_bar_even_on_a_terminal(tmp_path, monkeypatch):
+    import essl_core.photonics.loops as loops
+
+    asked = []
+    real = loops.tqdm
+    monkeypatch.setattr(loops, "tqdm", lambda *a, **kw: asked.append(kw.get("disable")) or real(*a, **kw))
+    recipe = get_photonics_recipe("smoke", {"pretrain_epochs": 1, "batch_ssl": 16})
+    pretrain(get_mode("blob", "simclr"), recipe, _cells(16), tmp_path / "quiet", torch.device("cpu"), progress=False)
+    pretrain(get_mode("blob", "simclr"), recipe, _cells(16), tmp_path / "shown", torch.device("cpu"))
+    assert asked == [True, None]  # None: tqdm decides, drawing on a terminal only

@@ -10,6 +10,7 @@ from essl_core.groups import GROUPS, ROTATION
 from essl_core.models import CifarResNet18
 from essl_core.results import describe, load_records, make_record, read_record, write_record
 from essl_core.viz import (
+    architecture_figure,
     curves,
     element_panel,
     explorer,
@@ -47,6 +48,16 @@ def test_explorer_prerenders_every_element(small_cifar):
     assert png.startswith(b"\x89PNG")
     w = explorer(small_cifar.test_x[:2], {"rotation": ROTATION}, {"r": enc}, torch.device("cpu"))
     assert list(w.titles) == ["four-fold rotation"] and len(w.children[0].children) == 4
+
+
+def test_the_architecture_diagram_draws_every_part_and_both_losses():
+    fig = architecture_figure()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for part in ("image", "view $x_1$", "view $x_2$", "rotation view $x_3$", "backbone", "projector", "rotation\nhead"):
+        assert part in texts, part
+    assert "mathcal{L}_{\\mathrm{SSL}}" in texts and "CE" in texts
+    assert len(fig.axes[0].patches) == 9  # the boxes
+    plt.close(fig)
 
 
 def test_prediction_grid_titles_each_guess_green_when_right(small_cifar):

@@ -39,15 +39,15 @@ def data_files(family: str, recipe: PhotonicsRecipe, root: str | Path | None = N
 
 
 def prepare_data(
-    family: str, recipe: PhotonicsRecipe, root: str | Path | None = None, workers: int = 1
+    family: str, recipe: PhotonicsRecipe, root: str | Path | None = None, workers: int = 1, progress: bool = True
 ) -> tuple[Path, Path]:
     """Generate the recipe's files where missing (resuming any interrupted generation)."""
     labelled, unlabelled = data_files(family, recipe, root)
     if not labelled.exists():
-        generate(family, recipe.labelled, labelled, recipe.labelled_seed, workers, labelled=True)
+        generate(family, recipe.labelled, labelled, recipe.labelled_seed, workers, labelled=True, progress=progress)
     if not unlabelled.exists():
         count = recipe.unlabelled_count(family)
-        generate(family, count, unlabelled, recipe.unlabelled_seed, workers, labelled=False)
+        generate(family, count, unlabelled, recipe.unlabelled_seed, workers, labelled=False, progress=progress)
     return labelled, unlabelled
 
 
@@ -59,16 +59,28 @@ def run_tag(recipe: PhotonicsRecipe) -> str:
 
 
 def run_mode(
-    family: str, mode_name: str, recipe: PhotonicsRecipe, files: tuple[Path, Path], run_dir: Path, device
+    family: str,
+    mode_name: str,
+    recipe: PhotonicsRecipe,
+    files: tuple[Path, Path],
+    run_dir: Path,
+    device,
+    progress: bool = True,
 ) -> dict:
     """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record. One
     process at a time per run directory."""
     with run_lock(run_dir):
-        return _train_mode(family, mode_name, recipe, files, run_dir, device)
+        return _train_mode(family, mode_name, recipe, files, run_dir, device, progress)
 
 
 def _train_mode(
-    family: str, mode_name: str, recipe: PhotonicsRecipe, files: tuple[Path, Path], run_dir: Path, device
+    family: str,
+    mode_name: str,
+    recipe: PhotonicsRecipe,
+    files: tuple[Path, Path],
+    run_dir: Path,
+    device,
+    progress: bool,
 ) -> dict:
     mode = get_mode(family, mode_name)
     start = time.perf_counter()
@@ -77,10 +89,12 @@ def _train_mode(
     pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
     if mode.pretrain:
         unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
-        pre = pretrain(mode, recipe, unlabelled, run_dir, device)
+        pre = pretrain(mode, recipe, unlabelled, run_dir, device, progress)
     results: dict[str, dict] = {}
     jobs = [(n, s) for n in recipe.label_counts for s in recipe.seeds]
-    for count, seed in tqdm(jobs, desc=f"{family} {mode_name} fine-tuning", leave=False, file=sys.stderr):
+    quiet = None if progress else True  # None: tqdm's own choice (no bar when stderr is not a terminal)
+    bar = tqdm(jobs, desc=f"{family} {mode_name} fine-tuning", leave=False, file=sys.stderr, disable=quiet)
+    for count, seed in bar:
         done = run_dir / finetune_file(count, seed)
         if done.exists():
             entry = json.loads(done.read_text())
@@ -125,6 +139,7 @@ def run_photonics(
     runs_root: str | Path = RUNS,
     record_dir: str | Path | None = None,
     workers: int = 1,
+    progress: bool = True,
 ) -> list[dict]:
     """Data (generated where missing) and every mode of the experiment; finished runs are reused."""
     dev = resolve_device(device)
@@ -133,11 +148,13 @@ def run_photonics(
             get_mode(family, mode)
     records = []
     for family in families:
-        files = prepare_data(family, recipe, data_dir, workers)
+        files = prepare_data(family, recipe, data_dir, workers, progress)
         for mode in modes:
             run_dir = photonics_run_dir(runs_root, run_tag(recipe), family, mode)
             final = run_dir / RESULT
-            record = read_record(final) if final.exists() else run_mode(family, mode, recipe, files, run_dir, dev)
+            record = (
+                read_record(final) if final.exists() else run_mode(family, mode, recipe, files, run_dir, dev, progress)
+            )
             write_record(final, record)
             if record_dir is not None:
                 write_record(Path(record_dir) / photonics_record(recipe.tier, family, mode), record)

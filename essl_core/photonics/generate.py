@@ -100,7 +100,9 @@ def _check_existing(out: Path, settings: dict) -> None:
         raise EsslError(f"{out} exists but was made with other settings ({made_with}); delete it or use another --out")
 
 
-def generate(family: str, count: int, out: Path, seed: int = 0, workers: int = 1, labelled: bool = True) -> Path:
+def generate(
+    family: str, count: int, out: Path, seed: int = 0, workers: int = 1, labelled: bool = True, progress: bool = True
+) -> Path:
     """Make (or finish) the file `out`; returns its path."""
     if family not in FAMILIES:
         raise EsslError(f"unknown family {family!r}; choose from {sorted(FAMILIES)}")
@@ -123,7 +125,9 @@ def generate(family: str, count: int, out: Path, seed: int = 0, workers: int = 1
     os.environ.update({name: "1" for name in THREAD_VARIABLES})
     try:
         with (
-            tqdm(total=count, initial=done, desc=f"{family} cells", unit="cell") as bar,
+            tqdm(
+                total=count, initial=done, desc=f"{family} cells", unit="cell", disable=None if progress else True
+            ) as bar,
             ProcessPoolExecutor(
                 max(1, workers), mp_context=get_context("spawn"), initializer=_worker_start, initargs=(os.getpid(),)
             ) as pool,

@@ -27,7 +27,12 @@ from .symmetry import random_symmetry
 
 
 def pretrain(
-    mode: Mode, recipe: PhotonicsRecipe, unlabelled: torch.Tensor, run_dir: Path, device: torch.device
+    mode: Mode,
+    recipe: PhotonicsRecipe,
+    unlabelled: torch.Tensor,
+    run_dir: Path,
+    device: torch.device,
+    progress: bool = True,
 ) -> dict:
     """SSL pretraining with a checkpoint after every epoch (resumed exactly). Returns the encoder states after
     half and all of the epochs, the loss curve and the wall time."""
@@ -50,7 +55,8 @@ def pretrain(
         modules.load_state_dict(saved["modules"])
         opt.load_state_dict(saved["optimizer"])
         state = {k: saved[k] for k in state}
-    bar = tqdm(range(state["epoch"], r.pretrain_epochs), desc="pretrain", leave=False, file=sys.stderr)
+    epochs = range(state["epoch"], r.pretrain_epochs)
+    bar = tqdm(epochs, desc="pretrain", leave=False, file=sys.stderr, disable=None if progress else True)
     for epoch in bar:
         start = time.perf_counter()
         modules.train()

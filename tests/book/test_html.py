@@ -14,6 +14,7 @@ MIN_FIGURES = {
     "book/benchmark": 3,
     "book/transformation_study": 5,
     "book/photonics": 5,
+    "book/references": 0,
 }
 # Tables chapters generate as Markdown outputs (rendered as HTML tables, not as raw pipes).
 MIN_TABLES = {
@@ -25,6 +26,7 @@ MIN_TABLES = {
     "book/benchmark": 3,
     "book/transformation_study": 1,
     "book/photonics": 3,
+    "book/references": 0,
 }
 ERROR_MARKERS = (
     "Traceback (most recent call last)",
@@ -65,3 +67,30 @@ def test_colab_launch_buttons_point_at_the_configured_repository(html_dir):
     repo_path = url.removeprefix("https://github.com/")
     text = (html_dir / "book" / "essl_method.html").read_text()
     assert f"colab.research.google.com/github/{repo_path}/blob/main/book/essl_method.ipynb" in text
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if p != "book/references"])
+def test_every_chapter_teaches_with_objectives_exercises_and_links(html_dir, page):
+    text = (html_dir / f"{page}.html").read_text()
+    assert "Learning objectives" in text and 'id="exercises"' in text and 'id="key-ideas"' in text
+    assert text.count("Solution") >= 3, f"{page}: fewer than three exercises with solutions"
+    assert 'class="reference external"' in text, f"{page}: no link out of the book"
+    assert 'href="references.html#' in text, f"{page}: cites nothing in the bibliography"
+
+
+def test_the_bibliography_lists_every_work_with_a_link(html_dir):
+    text = (html_dir / "book" / "references.html").read_text()
+    entries = re.findall(r'<div class="citation" id="', text) or re.findall(r'<dt class="label" id="', text)
+    assert len(entries) >= 10, f"{len(entries)} entries in the bibliography"
+    assert text.count("https://arxiv.org/abs/") >= 8
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_no_code_line_is_cut_off(html_dir, page):
+    import html
+
+    text = (html_dir / f"{page}.html").read_text()
+    inputs = re.findall(r'<div class="cell_input[^"]*">.*?<pre>(.*?)</pre>', text, flags=re.S)
+    lines = [line for block in inputs for line in html.unescape(re.sub(r"<[^>]+>", "", block)).splitlines()]
+    long = [line for line in lines if len(line) > 88]
+    assert not long, f"{page}: code lines wider than the page's 88 columns: {long[:3]}"
