@@ -43,23 +43,40 @@ def study_plan(seeds) -> list[tuple[str, str | None, int]]:
     return plan
 
 
+def transformation_recipe(
+    invariance: str | None, equivariance: str | None, tier: str, seed: int, lmbd: float | None = None
+) -> Recipe:
+    """A run of the study's kind: random crops as the base augmentation, `invariance` added to them (I-SSL),
+    `equivariance` predicted by the E-branch (E-SSL, on the E-SimCLR recipe; its lambda unless `lmbd` is
+    given), no linear probe. The transformation lab trains any such combination."""
+    overrides = {**get_tier(tier).study, "base_augment": "crop", "seed": seed, "probe_runs": 0}
+    if invariance:
+        overrides["invariance"] = invariance
+    if equivariance:
+        group = GROUPS[equivariance]
+        overrides.update(equivariance=equivariance, equivariance_copies=LARGE_GROUP_COPIES if group.size > 4 else 0)
+        if lmbd is not None:
+            overrides["lmbd"] = lmbd
+    return get_recipe("cifar10-esimclr" if equivariance else "cifar10-simclr", tier, overrides)
+
+
 def study_recipe(variant: str, transformation: str | None, tier: str, seed: int) -> Recipe:
     """The recipe of one run of the study."""
-    overrides = {**get_tier(tier).study, "base_augment": "crop", "seed": seed, "probe_runs": 0}
-    if variant == "I-SSL":
-        overrides["invariance"] = transformation
-    elif variant == "E-SSL":
-        group = GROUPS[transformation]
-        overrides.update(equivariance=transformation, equivariance_copies=LARGE_GROUP_COPIES if group.size > 4 else 0)
-    recipe = get_recipe("cifar10-esimclr" if variant == "E-SSL" else "cifar10-simclr", tier, overrides)
+    invariance = transformation if variant == "I-SSL" else None
+    equivariance = transformation if variant == "E-SSL" else None
+    recipe = transformation_recipe(invariance, equivariance, tier, seed)
     return dataclasses.replace(recipe, name=f"study-{study_run_name(variant, transformation, seed)}")
 
 
-def measure_encoder(backbone: torch.nn.Module, images: np.ndarray, device: torch.device, steps: int = 300) -> dict:
-    """For each of the seven transformations: the mean centred cosine similarity of f(x) and f(g x) over the
-    non-identity elements (1 = invariant), and the accuracy of a linear probe predicting g from f(g x)."""
+def measure_encoder(
+    backbone: torch.nn.Module, images: np.ndarray, device: torch.device, steps: int = 300, keys=tuple(GROUPS)
+) -> dict:
+    """For each transformation of `keys` (default: all seven): the mean centred cosine similarity of f(x) and
+    f(g x) over the non-identity elements (1 = invariant), and the accuracy of a linear probe predicting g from
+    f(g x)."""
     out = {}
-    for key, group in GROUPS.items():
+    for key in keys:
+        group = GROUPS[key]
         sims = invariance_similarity(backbone, images, group, device)
         out[key] = {
             "similarity": float(np.mean(sims[1:])),
@@ -135,6 +152,13 @@ def summarise(records: list[dict]) -> dict[tuple[str, str | None], dict]:
             "values": values.tolist(),
         }
     return out
+
+
+def variant_measure(records: list[dict], variant: str, key: str, measure: str) -> float:
+    """The mean over seeds of `measure` ("similarity" or "predictability") for transformation `key`, of the
+    `variant`'s run with that transformation (the baseline's, for variant "baseline")."""
+    runs = [r for r in records if r["study"]["variant"] == variant and r["study"]["transformation"] in (key, None)]
+    return float(np.mean([r["metrics"]["measures"][key][measure] for r in runs]))
 
 
 def claim_rows(summary: dict, claims: dict[str, dict]) -> list[dict]:

@@ -1,0 +1,46 @@
+"""The transformation lab: its runs are the study's kind of run for any choice, trained and measured for real
+at the smoke tier; its static part shows the committed study for every transformation."""
+
+import dataclasses
+
+import pytest
+
+from essl_core.book import results_dir
+from essl_core.groups import GROUPS
+from essl_core.lab import committed_panel, lab_table, lab_widget, run_lab
+from essl_core.study import study_recipe, study_records, transformation_recipe
+
+
+def test_the_study_s_runs_are_transformation_recipes():
+    for variant, inv, eq in (("baseline", None, None), ("I-SSL", "vflip", None), ("E-SSL", None, "jigsaw")):
+        study = study_recipe(variant, inv or eq, "cpu", 43)
+        assert dataclasses.replace(study, name="x") == dataclasses.replace(
+            transformation_recipe(inv, eq, "cpu", 43), name="x"
+        )
+    both = transformation_recipe("hflip", "rotation", "smoke", 42, lmbd=0.8)
+    assert (both.invariance, both.equivariance, both.lmbd, both.base_augment) == ("hflip", "rotation", 0.8, "crop")
+
+
+def test_the_lab_trains_the_choice_and_the_baseline_and_measures_both(cifar_root, tmp_path):
+    result = run_lab("hflip", "rotation", 0.8, "smoke", tmp_path, data_root=cifar_root, device="cpu", progress=False)
+    assert result["choice"] == {"invariance": "hflip", "equivariance": "rotation", "lmbd": 0.8}
+    for label in ("baseline", "your choice"):
+        assert 0 <= result[label]["knn"] <= 100 and set(result[label]["measures"]) == {"hflip", "rotation"}
+    assert sorted(p.name for p in (tmp_path / "lab-smoke").iterdir()) == [
+        "lab-inv-hflip-e-rotation-l0.8", "lab-inv-none-e-none"]  # fmt: skip
+    table = lab_table(result)
+    assert table.count("<tr>") == 3 and "four-fold rotation: predictability %" in table
+    no_branch = run_lab(None, "rotation", 0.0, "smoke", tmp_path, data_root=cifar_root, device="cpu", progress=False)
+    assert no_branch["choice"]["equivariance"] is None  # lambda 0 is no E-branch
+    with pytest.raises(ValueError, match="unknown transformation 'spin'"):
+        run_lab("spin", None, 0.4, "smoke", tmp_path, data_root=cifar_root)
+
+
+def test_the_static_part_shows_the_committed_study_for_every_transformation(tmp_path):
+    records = study_records(results_dir() / "study", "cpu")
+    panels = committed_panel(records)
+    assert list(panels) == [g.name for g in GROUPS.values()]
+    assert all(p.count("<tr>") == 4 and "(3)</td>" in p for p in panels.values())  # header + 3 runs, 3 seeds
+    widget = lab_widget(records, "smoke", tmp_path)
+    tab = widget.children[-1]
+    assert list(tab.titles) == list(panels) and tab.children[0].value == panels[tab.titles[0]]
