@@ -155,3 +155,18 @@ def test_quiet_pretraining_draws_no_bar_even_on_a_terminal(tmp_path, monkeypatch
     pretrain(get_mode("blob", "simclr"), recipe, _cells(16), tmp_path / "quiet", torch.device("cpu"), progress=False)
     pretrain(get_mode("blob", "simclr"), recipe, _cells(16), tmp_path / "shown", torch.device("cpu"))
     assert asked == [True, None]  # None: tqdm decides, drawing on a terminal only
+
+
+def test_the_trivial_baseline_is_the_empty_lattice_s_error_beside_every_label_count():
+    from essl_core.photonics.analysis import TRIVIAL
+    from essl_core.photonics.dataset import PhcData, eldiff_baseline
+    from essl_core.photonics.loops import trivial_error
+
+    el = eldiff_baseline()
+    dos = torch.stack([el * 1.1, el * 0.8])  # 10% above and 20% below the empty lattice everywhere
+    data = PhcData(torch.zeros(2, 1, 32, 32), dos, "test")
+    assert trivial_error(data) == pytest.approx(0.5 * (0.1 / 1.1 + 0.2 / 0.8), rel=1e-5)
+    record = _record("gpm", "simclr", {100: [0.05], 300: [0.04]}) | {"trivial": {"test": 0.041, "val": 0.04}}
+    line = sweep([record])["gpm"][TRIVIAL]
+    assert set(line) == {100, 300} and all(v["mean"] == 0.041 and v["std"] == 0.0 for v in line.values())
+    assert TRIVIAL not in sweep([_record("gpm", "simclr", {100: [0.05]})])["gpm"]  # older records: no line

@@ -20,13 +20,20 @@ def photonics_records(directory: str | Path, tier: str) -> list[dict]:
     return tier_records(directory, "photonics", tier)
 
 
+TRIVIAL = "trivial"  # the series of the error of predicting nothing (the empty lattice), beside the methods
+
+
 def sweep(records: list[dict], protocol: str = "validation") -> dict[str, dict[str, dict[int, dict]]]:
     """family -> mode -> label count -> {mean, std, n, values} of the test error under one selection protocol
-    (recomputed from the per-seed results)."""
+    (recomputed from the per-seed results); and, where the records carry it, the series TRIVIAL: the test
+    error of predicting nothing, at every label count (no seeds: n 0, std 0)."""
     out: dict[str, dict[str, dict[int, dict]]] = {}
     for r in records:
         c = r["config"]
         out.setdefault(c["family"], {})[c["mode"]] = {int(n): v[protocol] for n, v in summary(r["results"]).items()}
+        if "trivial" in r:
+            line = {"mean": r["trivial"]["test"], "std": 0.0, "n": 0, "values": [r["trivial"]["test"]]}
+            out[c["family"]][TRIVIAL] = {int(n): line for n in r["results"]}
     return out
 
 

@@ -104,6 +104,7 @@ MODE_LABELS = {
     "simclr": "SimCLR",
     "simclr_trans": "SimCLR + transformation",
     "simclr_ee": "E-SimCLR",
+    "trivial": "trivial: predict nothing (the empty lattice)",
 }
 
 

@@ -26,7 +26,7 @@ from ..results import make_record, peak_memory, provenance, read_record, write_r
 from .config import MODE_LABELS, PhotonicsRecipe, get_mode
 from .dataset import load_h5
 from .generate import default_out, file_provenance, generate
-from .loops import finetune, pretrain
+from .loops import finetune, pretrain, trivial_error
 from .selection import select, split_labelled, summary
 
 
@@ -86,6 +86,7 @@ def _train_mode(
     start = time.perf_counter()
     labelled = load_h5(files[0])
     splits = split_labelled(labelled, recipe)
+    trivial = {"test": trivial_error(splits.test), "val": trivial_error(splits.val)}
     pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
     if mode.pretrain:
         unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
@@ -123,6 +124,7 @@ def _train_mode(
         pretraining={"curve": pre["curve"], "seconds": pre["seconds"]},
         results=results,
         summary=summary(results),
+        trivial=trivial,
         wall_seconds=time.perf_counter() - start,
         peak_memory=peak_memory(device),
         provenance=provenance(device),

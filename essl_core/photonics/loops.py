@@ -90,6 +90,13 @@ def pretrain(
     return state
 
 
+def trivial_error(data: PhcData) -> float:
+    """The error of predicting nothing: a network output of 0 leaves the empty lattice 2 pi w as the DOS. A
+    method is worth its training only below this line."""
+    baseline = eldiff_baseline()
+    return float(relative_error(baseline.expand(len(data.dos), -1), data.dos).mean())
+
+
 def errors(model: DosNet, data: PhcData, baseline: torch.Tensor, device: torch.device) -> float:
     """Mean relative error of (model + EL) against the DOS on points 100..399, in eval mode."""
     model.eval()
