@@ -67,3 +67,32 @@ def _threads():
     # Deterministic, comparable CPU runs; the suite itself is single-process. $OMP_NUM_THREADS, where set, wins:
     # beside a long run on the other core, two threads here would run about ten times slower than one.
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def serve_folder():
+    """Serve folders over HTTP on 127.0.0.1 (a download test's stand-in for an official address): call it with
+    a folder, get the base URL; the servers stop after the test."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep stderr for the script's own one line
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address) -> None:  # a client that hangs up early is not news
+            pass
+
+    servers = []
+
+    def serve(folder: Path) -> str:
+        server = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()

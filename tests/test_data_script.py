@@ -172,12 +172,9 @@ def test_real_cache_holds_exactly_what_pil_decodes(cifar):
 
 
 @pytest.fixture
-def official_server(tmp_path, monkeypatch):
+def official_server(tmp_path, monkeypatch, serve_folder):
     """A small archive in the official format, served over HTTP on 127.0.0.1 in place of the official address."""
-    import functools
     import hashlib
-    import http.server
-    import threading
 
     import data_scripts.cifar10 as script
 
@@ -185,21 +182,9 @@ def official_server(tmp_path, monkeypatch):
     served.mkdir()
     arrays = _python_batches(tmp_path / "src" / "cifar-10-batches-py")
     tgz = _tar(tmp_path / "src" / "cifar-10-batches-py", served / "cifar-10-python.tar.gz")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep stderr for the script's own one line
-            pass
-
-    class Server(http.server.ThreadingHTTPServer):
-        def handle_error(self, request, client_address) -> None:  # a client that hangs up early is not news
-            pass
-
-    server = Server(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setattr(script, "OFFICIAL_URL", f"http://127.0.0.1:{server.server_port}/{tgz.name}")
+    monkeypatch.setattr(script, "OFFICIAL_URL", f"{serve_folder(served)}/{tgz.name}")
     monkeypatch.setattr(script, "OFFICIAL_MD5", hashlib.md5(tgz.read_bytes()).hexdigest())
-    yield script, arrays
-    server.shutdown()
+    return script, arrays
 
 
 def test_without_a_source_the_official_archive_is_downloaded_checked_and_cached(official_server, tmp_path, capsys):

@@ -167,3 +167,31 @@ def test_what_a_killed_cache_write_left_is_removed_at_the_next_prepare(tmp_path)
     stale.write_bytes(b"half a cache")
     out, _ = prepare(tmp_path / "src", tmp_path / "data", side=24, allow_partial=True, workers=1)
     assert out.parent == folder and out.exists() and not stale.exists()
+
+
+def test_without_a_source_imagenette_is_downloaded_checked_and_cached(tmp_path, monkeypatch, serve_folder, capsys):
+    # The official archive's layout (imagenette2-320/{train,val}/<wnid>/), served on 127.0.0.1 in its place.
+    import hashlib
+
+    from torchvision.datasets import Imagenette
+
+    made = _tree(tmp_path / "src" / "imagenette2-320", wnids=IMAGENETTE.wnids[:2], fmt="JPEG")
+    served = tmp_path / "served"
+    served.mkdir()
+    tgz = served / "imagenette2-320.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "imagenette2-320", arcname="imagenette2-320")
+    url = f"{serve_folder(served)}/{tgz.name}"
+    archives = dict(Imagenette._ARCHIVES)
+    monkeypatch.setattr(Imagenette, "_ARCHIVES", archives | {"320px": (url, hashlib.md5(tgz.read_bytes()).hexdigest())})
+    root = tmp_path / "data"
+    assert main(["--root", str(root), "--side", "16", "--allow-partial", "--workers", "1"]) == 0
+    (cache,) = (root / "imagenet").glob("*-16px.npz")  # two of Imagenette's classes: a 2-class subset
+    data = load_imagenet(cache.stem.removesuffix("-16px"), 16, root)
+    assert len(data.train_y) == len(made["train"]) and len(data.test_y) == len(made["val"])
+    assert (root / "raw" / "imagenette2-320.tgz").exists()  # kept: a second prepare does not download again
+    capsys.readouterr()
+    monkeypatch.setattr(Imagenette, "_ARCHIVES", archives | {"320px": (url, "0" * 32)})  # not the official file
+    assert main(["--root", str(tmp_path / "other"), "--side", "16", "--allow-partial"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: could not download Imagenette") and "Traceback" not in err
