@@ -41,8 +41,13 @@ def study_record(tier: str, run_name: str) -> str:
     return record_file("study", tier, run_name)
 
 
-def photonics_run_dir(root: str | Path, tier: str, family: str, mode: str) -> Path:
-    return Path(root) / f"photonics-{tier}" / f"{family}-{mode}"
+def _pretrain_suffix(pretrain_seed: int) -> tuple[str, ...]:
+    # Pretraining seed 1 (the recipe's default, the paper's single pretraining) keeps the names it always had.
+    return () if pretrain_seed == 1 else (f"p{pretrain_seed}",)
+
+
+def photonics_run_dir(root: str | Path, tier: str, family: str, mode: str, pretrain_seed: int = 1) -> Path:
+    return Path(root) / f"photonics-{tier}" / "-".join((family, mode, *_pretrain_suffix(pretrain_seed)))
 
 
 PRETRAIN_CHECKPOINT = "pretrain.pt"  # a photonics run's pretraining
@@ -53,8 +58,8 @@ def finetune_file(count: int, seed: int) -> str:
     return f"finetune-n{count}-s{seed}.json"
 
 
-def photonics_record(tier: str, family: str, mode: str) -> str:
-    return record_file("photonics", tier, family, mode)
+def photonics_record(tier: str, family: str, mode: str, pretrain_seed: int = 1) -> str:
+    return record_file("photonics", tier, family, mode, *_pretrain_suffix(pretrain_seed))
 
 
 def bench_record(recipe_name: str, tier: str, device_type: str) -> str:

@@ -170,3 +170,35 @@ def test_the_trivial_baseline_is_the_empty_lattice_s_error_beside_every_label_co
     line = sweep([record])["gpm"][TRIVIAL]
     assert set(line) == {100, 300} and all(v["mean"] == 0.041 and v["std"] == 0.0 for v in line.values())
     assert TRIVIAL not in sweep([_record("gpm", "simclr", {100: [0.05]})])["gpm"]  # older records: no line
+
+
+def test_small_label_counts_get_the_minimum_number_of_fine_tuning_steps():
+    cpu, full = get_photonics_recipe("cpu"), get_photonics_recipe("full")
+    # 100 labels at batch 64: 2 steps per epoch, so 200 epochs for 400 steps; 1,000 labels: the recipe's 25.
+    assert [cpu.finetune_epochs_for(n) for n in (100, 300, 1000)] == [200, 80, 25]
+    assert {full.finetune_epochs_for(n) for n in (100, 3000)} == {100}  # the paper's schedule at its tier
+
+
+def test_a_methods_runs_pool_over_pretraining_and_fine_tuning_seeds():
+    def seeded(pretrain_seed: int, values: list[float]) -> dict:
+        record = _record("gpm", "simclr_ee", {100: values})
+        record["config"]["recipe"] = {"pretrain_seed": pretrain_seed}
+        return record
+
+    pooled = sweep([seeded(1, [0.10, 0.12]), seeded(2, [0.14, 0.16])])["gpm"]["simclr_ee"][100]
+    assert pooled["n"] == 4 and pooled["mean"] == pytest.approx(0.13)
+    assert sorted(pooled["values"]) == pytest.approx([0.10, 0.12, 0.14, 0.16])
+
+
+def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_path):
+    from essl_core.photonics.experiment import run_photonics
+
+    settings = {"pretrain_seeds": (1, 2), "pretrain_epochs": 1, "finetune_epochs": 1, "label_counts": (8,)}
+    recipe = get_photonics_recipe("smoke", settings)
+    records = run_photonics(recipe, ("blob",), ("none", "simclr_ee"), device="cpu", data_dir=tmp_path / "data",
+                            runs_root=tmp_path / "runs", record_dir=tmp_path / "records", progress=False)  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "records").iterdir())
+    assert names == sorted(f"photonics-smoke-blob-{m}.json" for m in ("none", "simclr_ee", "simclr_ee-p2"))
+    seeds = sorted((r["config"]["mode"], r["config"]["recipe"]["pretrain_seed"]) for r in records)
+    assert seeds == [("none", 1), ("simclr_ee", 1), ("simclr_ee", 2)]
+    assert all("trivial" in r for r in records)

@@ -24,16 +24,23 @@ TRIVIAL = "trivial"  # the series of the error of predicting nothing (the empty 
 
 
 def sweep(records: list[dict], protocol: str = "validation") -> dict[str, dict[str, dict[int, dict]]]:
-    """family -> mode -> label count -> {mean, std, n, values} of the test error under one selection protocol
-    (recomputed from the per-seed results); and, where the records carry it, the series TRIVIAL: the test
-    error of predicting nothing, at every label count (no seeds: n 0, std 0)."""
+    """family -> mode -> label count -> {mean, std, n, values} of the test error under one selection protocol,
+    recomputed from the per-seed results and pooled over the records of a method (one per pretraining seed), so
+    the spread covers pretraining and fine-tuning seeds; and, where the records carry it, the series TRIVIAL:
+    the test error of predicting nothing, at every label count (no seeds: n 0, std 0)."""
+    pooled: dict[tuple[str, str], dict[str, dict]] = {}  # over pretraining seeds: "PSEED-FSEED" -> result
     out: dict[str, dict[str, dict[int, dict]]] = {}
     for r in records:
         c = r["config"]
-        out.setdefault(c["family"], {})[c["mode"]] = {int(n): v[protocol] for n, v in summary(r["results"]).items()}
+        pretrain_seed = c.get("recipe", {}).get("pretrain_seed", 1)
+        runs = pooled.setdefault((c["family"], c["mode"]), {})
+        for count, by_seed in r["results"].items():
+            runs.setdefault(count, {}).update({f"{pretrain_seed}-{s}": v for s, v in by_seed.items()})
         if "trivial" in r:
             line = {"mean": r["trivial"]["test"], "std": 0.0, "n": 0, "values": [r["trivial"]["test"]]}
-            out[c["family"]][TRIVIAL] = {int(n): line for n in r["results"]}
+            out.setdefault(c["family"], {})[TRIVIAL] = {int(n): line for n in r["results"]}
+    for (family, mode), results in pooled.items():
+        out.setdefault(family, {})[mode] = {int(n): v[protocol] for n, v in summary(results).items()}
     return out
 
 

@@ -5,6 +5,7 @@ and which group E-SimCLR predicts)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from ..errors import EsslError
@@ -26,17 +27,22 @@ class PhotonicsRecipe:
     unlabelled: int | None = None  # None: the paper's count for the family (PAPER_UNLABELLED)
     label_counts: tuple[int, ...] = (100, 300, 1000, 3000)
     seeds: tuple[int, ...] = (1, 2, 3)  # fine-tuning seeds
+    pretrain_seeds: tuple[int, ...] = (1,)  # one pretraining per seed (the official script pretrains once)
     width: float = 1.0  # encoder channel multiplier (1 = the paper's)
     pretrain_epochs: int = 200  # encoders are kept after half of them and after all
     batch_ssl: int = 256
     finetune_epochs: int = 100
+    # Ours, off at the paper's tier: at least this many optimiser steps per fine-tuning run (more epochs for small
+    # label counts), so a sweep over labels does not also sweep the optimisation (100 labels at batch 64 would get
+    # 2 steps per epoch).
+    finetune_min_steps: int = 0
     temperature: float = 0.1  # NT-Xent
     lmbd: float = 5.0  # weight of the E-loss (the official code's `alpha`; `lmbd` as in the CIFAR recipes)
     pretrain_lr: float = 1e-3  # SGD, per-step cosine over pretrain_epochs + 1 epochs
     finetune_lr: float = 1e-4  # Adam
     finetune_wd: float = 1e-5
     finetune_batch: int = 64
-    pretrain_seed: int = 1
+    pretrain_seed: int = 1  # this run's; `run_photonics` runs each of `pretrain_seeds`
     labelled_seed: int = 1  # of the generated files
     unlabelled_seed: int = 99
     split_seed: int = 0  # of the fixed test / validation / pool permutation
@@ -47,6 +53,11 @@ class PhotonicsRecipe:
     def labelled(self) -> int:
         return self.test + self.val + self.train_pool
 
+    def finetune_epochs_for(self, count: int) -> int:
+        """Fine-tuning epochs for `count` labelled cells: the recipe's, or more to reach finetune_min_steps."""
+        steps_per_epoch = math.ceil(count / self.finetune_batch)
+        return max(self.finetune_epochs, math.ceil(self.finetune_min_steps / steps_per_epoch))
+
     def unlabelled_count(self, family: str) -> int:
         return self.unlabelled or PAPER_UNLABELLED[family]
 
@@ -55,6 +66,7 @@ class PhotonicsRecipe:
             (min(self.test, self.val, self.train_pool, self.batch_ssl, self.finetune_batch) >= 1, "sizes must be >= 1"),
             (self.label_counts and max(self.label_counts) <= self.train_pool, "label_counts must be <= train_pool"),
             (bool(self.seeds) and min(self.pretrain_epochs, self.finetune_epochs) >= 1, "seeds and epochs needed"),
+            (bool(self.pretrain_seeds) and self.finetune_min_steps >= 0, "pretrain_seeds needed, min steps >= 0"),
             (self.lmbd >= 0 and min(self.pretrain_lr, self.finetune_lr, self.width, self.temperature) > 0, "rates > 0"),
         ]
         for ok, message in checks:

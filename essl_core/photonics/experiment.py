@@ -8,6 +8,7 @@ protocol, labelled (`selection`). Configuration: `config`; what the chapter read
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -152,13 +153,18 @@ def run_photonics(
     for family in families:
         files = prepare_data(family, recipe, data_dir, workers, progress)
         for mode in modes:
-            run_dir = photonics_run_dir(runs_root, run_tag(recipe), family, mode)
-            final = run_dir / RESULT
-            record = (
-                read_record(final) if final.exists() else run_mode(family, mode, recipe, files, run_dir, dev, progress)
-            )
-            write_record(final, record)
-            if record_dir is not None:
-                write_record(Path(record_dir) / photonics_record(recipe.tier, family, mode), record)
-            records.append(record)
+            # One run per pretraining seed; without pretraining only the fine-tuning seeds vary.
+            seeds = recipe.pretrain_seeds if get_mode(family, mode).pretrain else recipe.pretrain_seeds[:1]
+            for seed in seeds:
+                run = dataclasses.replace(recipe, pretrain_seed=seed)
+                run_dir = photonics_run_dir(runs_root, run_tag(recipe), family, mode, seed)
+                final = run_dir / RESULT
+                if final.exists():
+                    record = read_record(final)
+                else:
+                    record = run_mode(family, mode, run, files, run_dir, dev, progress)
+                write_record(final, record)
+                if record_dir is not None:
+                    write_record(Path(record_dir) / photonics_record(recipe.tier, family, mode, seed), record)
+                records.append(record)
     return records

@@ -116,7 +116,7 @@ def finetune(
     device: torch.device,
 ) -> dict:
     """Fine-tune encoder + DOS head; validation and test error before every epoch and after the last."""
-    r = recipe
+    r, epochs = recipe, recipe.finetune_epochs_for(len(train))
     torch.manual_seed(seed)
     model = DosNet(r.width).to(device)
     if encoder_state is not None:
@@ -126,10 +126,10 @@ def finetune(
     x, target = train.x.to(device), train.dos.to(device) - baseline
     gen = torch.Generator(device).manual_seed(seed)
     curve = {"val": [], "test": []}
-    for epoch in range(r.finetune_epochs + 1):
+    for epoch in range(epochs + 1):
         curve["val"].append(errors(model, val, baseline, device))
         curve["test"].append(errors(model, test, baseline, device))
-        if epoch == r.finetune_epochs:
+        if epoch == epochs:
             break
         model.train()
         order = torch.randperm(len(x), generator=gen, device=device)
