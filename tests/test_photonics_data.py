@@ -36,13 +36,13 @@ def test_a_labelled_file_has_the_official_layout_and_loads(tmp_path):
     out = script.generate("blob", 3, tmp_path / "blob.h5", seed=5, workers=1)
     with h5py.File(out, "r") as f:
         for field in OFFICIAL_FIELDS + LABELS:
-            assert sorted(f[field]) == ["0", "1", "2"], field
-        assert f["mpbcal/efreq/0"].shape == f["mpbcal/emptylattice/0"].shape == (625, 10)
-        assert f["mpbcal/DOS/0"].dtype == f["unitcell/mpbepsimage/0"].dtype == np.float32  # the official dtypes
-        assert f["unitcell/uccoefs/0"].dtype.kind == "c"
+            assert sorted(f[field]) == ["1", "2", "3"], field  # numbered from 1, as the official files
+        assert f["mpbcal/efreq/1"].shape == f["mpbcal/emptylattice/1"].shape == (625, 10)
+        assert f["mpbcal/DOS/1"].dtype == f["unitcell/mpbepsimage/1"].dtype == np.float32  # the official dtypes
+        assert f["unitcell/uccoefs/1"].dtype.kind == "c"
         # The band-structure target: the bands minus a homogeneous medium's; small at long wavelengths only.
-        efreq, eldiff = f["mpbcal/efreq/0"][()], f["mpbcal/eldiff/0"][()]
-        assert np.allclose(efreq - f["mpbcal/emptylattice/0"][()], eldiff, atol=1e-6)
+        efreq, eldiff = f["mpbcal/efreq/1"][()], f["mpbcal/eldiff/1"][()]
+        assert np.allclose(efreq - f["mpbcal/emptylattice/1"][()], eldiff, atol=1e-6)
         assert np.abs(eldiff[:, 0]).max() < 0.1 * efreq[:, 0].max() < np.abs(eldiff).max()
     made = script.file_provenance(out)  # what a record says of it
     assert made["name"] == "blob.h5" and made["sha256"] == sha256_file(out) and made["settings"]["seed"] == 5
@@ -69,8 +69,8 @@ def test_generation_is_deterministic_and_resumes_without_loss(tmp_path):
     resumed = script.generate("gpm", 10, tmp_path / "resumed.h5", seed=3, workers=1, labelled=False)
     a, b = _arrays(whole), _arrays(resumed)
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-    assert np.array_equal(first.astype(np.float32), b["unitcell/mpbepsimage/0"])
-    assert "mpbcal/DOS/0" not in a  # unlabelled: cells only
+    assert np.array_equal(first.astype(np.float32), b["unitcell/mpbepsimage/1"])  # cell 0, numbered 1
+    assert "mpbcal/DOS/1" not in a  # unlabelled: cells only
     with pytest.raises(EsslError, match="unlabelled"):
         load_h5(whole)
     assert load_h5(whole, labelled=False).dos is None
@@ -149,3 +149,28 @@ def test_workers_die_with_their_parent_even_on_kill_9(tmp_path):
     while _alive(workers) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _alive(workers)
+
+
+def _official_loader(path, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """A loader written to the official layout (as the official `photonics/phc_data.py` reads a file): cells
+    1..count by number, x = (mpbepsimage - 1) / 19 and y = DOS[:400] / sqrt(epsavg)."""
+    cells = range(1, count + 1)
+    with h5py.File(path, "r") as f:
+        x = np.stack([(f[f"unitcell/mpbepsimage/{i}"][()] - 1) / 19 for i in cells])
+        y = np.stack([f[f"mpbcal/DOS/{i}"][()][:400] / np.sqrt(f[f"unitcell/epsavg/{i}"][()]) for i in cells])
+    return x, y
+
+
+def test_the_official_layout_reads_our_files_and_ours_reads_files_in_the_official_layout(tmp_path):
+    ours = script.generate("gpm", 3, tmp_path / "ours.h5", seed=2, workers=1)
+    x, y = _official_loader(ours, 3)
+    data = load_h5(ours)
+    assert np.allclose(data.x[:, 0].numpy(), x) and np.allclose(data.dos.numpy(), y)
+    # A file as the official pipeline writes it (cells from 1, float32 fields, complex coefficients) loads here.
+    official = tmp_path / "official.h5"
+    with h5py.File(ours, "r") as src, h5py.File(official, "w") as dst:
+        for field in ("unitcell/mpbepsimage", "unitcell/epsavg", "mpbcal/DOS"):
+            for i in range(1, 4):
+                dst.create_dataset(f"{field}/{i}", data=src[f"{field}/{i}"][()])
+    again = load_h5(official)
+    assert torch.equal(again.x, data.x) and torch.equal(again.dos, data.dos)
