@@ -71,65 +71,53 @@ def run_mode(
     """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record. One
     process at a time per run directory."""
     with run_lock(run_dir):
-        return _train_mode(family, mode_name, recipe, files, run_dir, device, progress)
-
-
-def _train_mode(
-    family: str,
-    mode_name: str,
-    recipe: PhotonicsRecipe,
-    files: tuple[Path, Path],
-    run_dir: Path,
-    device,
-    progress: bool,
-) -> dict:
-    mode = get_mode(family, mode_name)
-    start = time.perf_counter()
-    labelled = load_h5(files[0])
-    splits = split_labelled(labelled, recipe)
-    trivial = {"test": trivial_error(splits.test), "val": trivial_error(splits.val)}
-    pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
-    if mode.pretrain:
-        unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
-        pre = pretrain(mode, recipe, unlabelled, run_dir, device, progress)
-    results: dict[str, dict] = {}
-    jobs = [(n, s) for n in recipe.label_counts for s in recipe.seeds]
-    quiet = None if progress else True  # None: tqdm's own choice (no bar when stderr is not a terminal)
-    bar = tqdm(jobs, desc=f"{family} {mode_name} fine-tuning", leave=False, file=sys.stderr, disable=quiet)
-    for count, seed in bar:
-        done = run_dir / finetune_file(count, seed)
-        if done.exists():
-            entry = json.loads(done.read_text())
-        else:
-            train = splits.train_pool.subset(torch.arange(count))
-            curves = {
-                ep: finetune(state, mode, recipe, train, splits.val, splits.test, seed, device)
-                for ep, state in pre["encoders"].items()
-            }
-            entry = {"curves": curves, "selected": select(curves)}
-            write_json(done, entry)
-        results.setdefault(str(count), {})[str(seed)] = entry
-    config = {"family": family, "mode": mode_name, "label": MODE_LABELS[mode_name], "recipe": recipe_dict(recipe)}
-    config.update(
-        augmentations=list(mode.augmentations), equivariance=mode.equivariance.name if mode.equivariance else None
-    )
-    return make_record(
-        "photonics",
-        tier=recipe.tier,
-        config=config,
-        dataset={
-            "name": f"{family} cells ({labelled.source})",
-            "files": [file_provenance(p) for p in files],
-            "splits": {"test": len(splits.test), "val": len(splits.val), "train_pool": len(splits.train_pool)},
-        },
-        pretraining={"curve": pre["curve"], "seconds": pre["seconds"]},
-        results=results,
-        summary=summary(results),
-        trivial=trivial,
-        wall_seconds=time.perf_counter() - start,
-        peak_memory=peak_memory(device),
-        provenance=provenance(device),
-    )
+        mode = get_mode(family, mode_name)
+        start = time.perf_counter()
+        labelled = load_h5(files[0])
+        splits = split_labelled(labelled, recipe)
+        trivial = {"test": trivial_error(splits.test), "val": trivial_error(splits.val)}
+        pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
+        if mode.pretrain:
+            unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
+            pre = pretrain(mode, recipe, unlabelled, run_dir, device, progress)
+        results: dict[str, dict] = {}
+        jobs = [(n, s) for n in recipe.label_counts for s in recipe.seeds]
+        quiet = None if progress else True  # None: tqdm's own choice (no bar when stderr is not a terminal)
+        bar = tqdm(jobs, desc=f"{family} {mode_name} fine-tuning", leave=False, file=sys.stderr, disable=quiet)
+        for count, seed in bar:
+            done = run_dir / finetune_file(count, seed)
+            if done.exists():
+                entry = json.loads(done.read_text())
+            else:
+                train = splits.train_pool.subset(torch.arange(count))
+                curves = {
+                    ep: finetune(state, mode, recipe, train, splits.val, splits.test, seed, device)
+                    for ep, state in pre["encoders"].items()
+                }
+                entry = {"curves": curves, "selected": select(curves)}
+                write_json(done, entry)
+            results.setdefault(str(count), {})[str(seed)] = entry
+        config = {"family": family, "mode": mode_name, "label": MODE_LABELS[mode_name], "recipe": recipe_dict(recipe)}
+        config.update(
+            augmentations=list(mode.augmentations), equivariance=mode.equivariance.name if mode.equivariance else None
+        )
+        return make_record(
+            "photonics",
+            tier=recipe.tier,
+            config=config,
+            dataset={
+                "name": f"{family} cells ({labelled.source})",
+                "files": [file_provenance(p) for p in files],
+                "splits": {"test": len(splits.test), "val": len(splits.val), "train_pool": len(splits.train_pool)},
+            },
+            pretraining={"curve": pre["curve"], "seconds": pre["seconds"]},
+            results=results,
+            summary=summary(results),
+            trivial=trivial,
+            wall_seconds=time.perf_counter() - start,
+            peak_memory=peak_memory(device),
+            provenance=provenance(device),
+        )
 
 
 def run_photonics(
