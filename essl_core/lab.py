@@ -5,6 +5,7 @@ study's results for every choice the study made, which is what the static HTML b
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from .data import load_cifar10
@@ -13,6 +14,8 @@ from .groups import GROUPS
 from .runs import load_trained_model, pretrain
 from .study import measure_encoder, summarise, transformation_recipe, variant_measure
 from .tiers import get_tier
+
+LAB_STAGES = 4  # train and measure the baseline, then the choice
 
 
 def lab_run_name(invariance: str | None, equivariance: str | None, lmbd: float) -> str:
@@ -31,10 +34,11 @@ def run_lab(
     data_root: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    report: Callable[[int, str], None] | None = None,
 ) -> dict:
     """Train the chosen run and the crops-only baseline at `tier` (finished runs are reused) and measure both:
     kNN accuracy, and for each chosen transformation how invariant to it and how predictive of it each encoder
-    is. An E-branch with lambda 0 is no E-branch."""
+    is. An E-branch with lambda 0 is no E-branch. `report(done, what)` is told each of its LAB_STAGES stages."""
     for key in (invariance, equivariance):
         if key is not None and key not in GROUPS:
             raise ValueError(f"unknown transformation {key!r}; choose from {', '.join(GROUPS)}")
@@ -44,15 +48,19 @@ def run_lab(
     images, _ = load_cifar10(data_root).test_sample(n_images)
     keys = tuple(dict.fromkeys(k for k in (invariance, equivariance) if k))
     results = {}
-    for label, inv, eq in (("baseline", None, None), ("your choice", invariance, equivariance)):
+    report = report or (lambda done, what: None)
+    for n, (label, inv, eq) in enumerate((("baseline", None, None), ("your choice", invariance, equivariance))):
         recipe = transformation_recipe(inv, eq, tier, 42, lmbd if eq else None)
         run_dir = Path(runs_root) / f"lab-{tier}" / lab_run_name(inv, eq, lmbd)
+        report(2 * n, f"training {label}")
         record = pretrain(recipe, run_dir, data_root=data_root, device=device, progress=progress)
+        report(2 * n + 1, f"measuring {label}")
         backbone = load_trained_model(run_dir, dev).backbone
         results[label] = {
             "knn": record["metrics"]["knn_top1"],
             "measures": measure_encoder(backbone, images, dev, steps, keys),
         }
+    report(LAB_STAGES, "done")
     return {"tier": tier, "choice": {"invariance": invariance, "equivariance": equivariance, "lmbd": lmbd}, **results}
 
 
@@ -101,25 +109,30 @@ def lab_widget(records: list[dict], tier: str, runs_root: str | Path, data_root:
     """The lab: choices and a Train button (they need a running kernel), and a tab per transformation with the
     committed study's results (`records`), rendered in advance so the static page shows them too."""
     import ipywidgets as widgets
-    from IPython.display import HTML, display
 
     options = [("none", None)] + [(g.name, k) for k, g in GROUPS.items()]
-    invariance = widgets.Dropdown(options=options, value=None, description="augment with")
-    equivariance = widgets.Dropdown(options=options, value="rotation", description="E-branch")
-    lmbd = widgets.FloatSlider(value=0.4, min=0.0, max=2.0, step=0.1, description="lambda")
+    # No control carries a `description`: the static page's widget manager typesets descriptions with MathJax 2's
+    # API, which this book's MathJax 3 lacks (a page error); plain HTML labels stand beside the controls instead.
+    invariance = widgets.Dropdown(options=options, value=None)
+    equivariance = widgets.Dropdown(options=options, value="rotation")
+    lmbd = widgets.FloatSlider(value=0.4, min=0.0, max=2.0, step=0.1)
     button = widgets.Button(description=f"Train at the {tier} tier", button_style="primary")
-    output = widgets.Output()
+    bar = widgets.FloatProgress(value=0, min=0, max=LAB_STAGES)
+    status, result = widgets.HTML(), widgets.HTML()
+
+    def step(done: int, what: str) -> None:
+        bar.value, status.value = done, html.escape(what)
 
     def train(_) -> None:
-        with output:
-            output.clear_output()
-            result = run_lab(invariance.value, equivariance.value, lmbd.value, tier, runs_root, data_root=data_root)
-            display(HTML(lab_table(result)))
+        choice = (invariance.value, equivariance.value, lmbd.value)
+        outcome = run_lab(*choice, tier, runs_root, data_root=data_root, progress=False, report=step)
+        result.value = lab_table(outcome)
 
     button.on_click(train)
     committed = widgets.Tab(children=[widgets.HTML(t) for t in committed_panel(records).values()])
     committed.titles = [g.name for g in GROUPS.values()]
     note = ("<b>Try a choice</b>: training needs a running kernel (Colab or Jupyter). Below it, without one, the "
             "committed study's results for every choice it made.")  # fmt: skip
-    return widgets.VBox([widgets.HTML(note), widgets.HBox([invariance, equivariance, lmbd]), button, output,
-                         committed])  # fmt: skip
+    label = lambda text: widgets.HTML(f"<b>{text}</b>")  # noqa: E731
+    choices = widgets.HBox([label("augment with"), invariance, label("E-branch"), equivariance, label("lambda"), lmbd])
+    return widgets.VBox([widgets.HTML(note), choices, widgets.HBox([button, bar, status]), result, committed])

@@ -22,7 +22,10 @@ def test_the_study_s_runs_are_transformation_recipes():
 
 
 def test_the_lab_trains_the_choice_and_the_baseline_and_measures_both(cifar_root, tmp_path):
-    result = run_lab("hflip", "rotation", 0.8, "smoke", tmp_path, data_root=cifar_root, device="cpu", progress=False)
+    stages = []
+    result = run_lab("hflip", "rotation", 0.8, "smoke", tmp_path, data_root=cifar_root, device="cpu", progress=False,
+                     report=lambda done, what: stages.append((done, what)))  # fmt: skip
+    assert [d for d, _ in stages] == [0, 1, 2, 3, 4] and stages[-1][1] == "done"  # what the progress bar shows
     assert result["choice"] == {"invariance": "hflip", "equivariance": "rotation", "lmbd": 0.8}
     for label in ("baseline", "your choice"):
         assert 0 <= result[label]["knn"] <= 100 and set(result[label]["measures"]) == {"hflip", "rotation"}
@@ -44,3 +47,17 @@ def test_the_static_part_shows_the_committed_study_for_every_transformation(tmp_
     widget = lab_widget(records, "smoke", tmp_path)
     tab = widget.children[-1]
     assert list(tab.titles) == list(panels) and tab.children[0].value == panels[tab.titles[0]]
+
+
+def test_no_lab_control_has_a_description_the_static_page_would_typeset(tmp_path):
+    # The static page's widget manager typesets descriptions with MathJax 2's API, absent beside MathJax 3.
+    import ipywidgets as widgets
+
+    def walk(w):
+        yield w
+        for child in getattr(w, "children", ()):
+            yield from walk(child)
+
+    lab = lab_widget(study_records(results_dir() / "study", "cpu"), "smoke", tmp_path)
+    described = [w for w in walk(lab) if getattr(w, "description", "") and not isinstance(w, widgets.Button)]
+    assert described == []
