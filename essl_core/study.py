@@ -69,13 +69,13 @@ def study_recipe(variant: str, transformation: str | None, tier: str, seed: int)
 
 
 def measure_encoder(
-    backbone: torch.nn.Module, images: np.ndarray, device: torch.device, steps: int = 300, keys=tuple(GROUPS)
+    backbone: torch.nn.Module, images: np.ndarray, device: torch.device, steps: int = 300, keys=None
 ) -> dict:
     """For each transformation of `keys` (default: all seven): the mean centred cosine similarity of f(x) and
     f(g x) over the non-identity elements (1 = invariant), and the accuracy of a linear probe predicting g from
     f(g x)."""
     out = {}
-    for key in keys:
+    for key in GROUPS if keys is None else keys:
         group = GROUPS[key]
         sims = invariance_similarity(backbone, images, group, device)
         out[key] = {
