@@ -1,6 +1,6 @@
 """The teaching apparatus of every chapter, in one place: learning objectives (after the chapter's opening),
 and at its end the key ideas with the key equation, exercises with hidden solutions, and references; and the
-setup cells folded in the HTML book.
+setup and plotting cells folded in the HTML book.
 
 `python scripts/apparatus.py` writes these cells into the notebooks in `book/` (replacing the ones it wrote
 before, found by their cell tag), so the text is edited here and the notebooks stay in step; a test checks that
@@ -374,14 +374,19 @@ def _number(cells: list[nbformat.NotebookNode]) -> None:
         cell.id = f"{TAG}-{n}"
 
 
-# The setup cells, folded in the HTML book (a click shows them; Colab shows them as they are): the Colab install
-# cell whole, the banner's code (its output, the tier and hardware, stays in view).
+# Folded in the HTML book (a click shows them; Colab shows every cell as it is): the Colab install cell whole,
+# the banner's code (its output, the tier and hardware, stays in view), and the code of plotting cells (those
+# that end in plt.show() and assert nothing; their figures stay in view).
 FOLDED = {'"google.colab" in sys.modules': "hide-cell", "book.banner()": "hide-input"}
+PLOT_TAG = "hide-input"
 
 
-def fold_setup(cell: nbformat.NotebookNode) -> None:
-    tags = [t for t in cell.metadata.get("tags", []) if t not in FOLDED.values()]
-    tags += [tag for mark, tag in FOLDED.items() if cell.cell_type == "code" and mark in cell.source]
+def fold(cell: nbformat.NotebookNode) -> None:
+    tags = [t for t in cell.metadata.get("tags", []) if t not in (*FOLDED.values(), PLOT_TAG)]
+    if cell.cell_type == "code":
+        tags += [tag for mark, tag in FOLDED.items() if mark in cell.source]
+        plot = cell.source.rstrip().endswith("plt.show()") and "assert" not in cell.source
+        tags += [PLOT_TAG] if plot and PLOT_TAG not in tags else []
     if tags:
         cell.metadata["tags"] = tags
     else:
@@ -390,10 +395,10 @@ def fold_setup(cell: nbformat.NotebookNode) -> None:
 
 def apparatus(name: str, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """`nb` with this file's cells for chapter `name`: the objectives after the opening cell, the rest last;
-    its setup cells folded."""
+    its setup and plotting cells folded."""
     chapter = CHAPTERS[name]
     for cell in nb.cells:
-        fold_setup(cell)
+        fold(cell)
     cells = [c for c in nb.cells if TAG not in c.metadata.get("tags", [])]
     nb.cells = [cells[0], objectives_cell(chapter["objectives"]), *cells[1:], *closing_cells(chapter)]
     _number(nb.cells)
