@@ -209,7 +209,7 @@ recipe, pipeline and hardware.""",
             (
                 "Why does the comparison leave out a GPU lease's budgeted runs even though they are longer?",
                 "They are not matched: each method trained for as many epochs as fitted an equal share of "
-                "time (13 against 19), with one short probe. A fair comparison keeps epochs and protocol "
+                "time (unequal epochs), with one short probe. A fair comparison keeps epochs and protocol "
                 "equal and varies only the method.",
             ),
             (
@@ -253,7 +253,8 @@ rate grows linearly with the batch {cite}`goyal2017largebatch`.""",
                 "The cost estimate scales one GPU's images/s linearly to 32 GPUs. Name two things that make "
                 "the real run slower.",
                 "The gradient all-reduce (about 100 MB per step for a ResNet-50) and the input pipeline "
-                "(decoding and augmenting about 1,700 images/s per GPU); neither is measured here.",
+                "(decoding and augmenting every image at the rate each GPU trains, which the benchmark "
+                "measures on one GPU); neither is measured at 32 GPUs.",
             ),
         ],
         references=f"""{PAPER} {{cite}}`dangovski2022essl`; BYOL's asymmetric views {{cite}}`grill2020byol`;
