@@ -19,7 +19,7 @@ from safetensors.torch import save as save_safetensors
 from .checkpoint import load_checkpoint, recipe_dict, recipe_from_checkpoint, same_training
 from .errors import EsslError
 from .io import atomic_write, write_json
-from .layout import CHECKPOINT
+from .layout import CHECKPOINT, pretrain_record
 from .methods import Method, build_model
 from .recipes import get_recipe
 from .results import read_record
@@ -30,11 +30,6 @@ MANIFEST = "manifest.json"
 # (the device tool moves at most 64 MiB).
 MAX_ENCODER_BYTES = 8 * 2**20
 MAX_TOTAL_BYTES = 12 * 2**20
-
-
-def encoder_name(recipe: dict) -> str:
-    """The file stem of an encoder: RECIPE-TIER-sSEED, as its run directory and record are named."""
-    return f"{recipe['name']}-{recipe['tier']}-s{recipe['seed']}"
 
 
 def read_manifest(directory: Path) -> dict:
@@ -58,7 +53,8 @@ def export_encoder(run_dir: str | Path, record_path: str | Path, directory: str 
     if len(data) > MAX_ENCODER_BYTES:
         raise EsslError(f"the encoder of {run_dir} is {len(data) / 2**20:.1f} MiB, over the cap of "
                         f"{MAX_ENCODER_BYTES / 2**20:.0f} MiB")  # fmt: skip
-    name = encoder_name(ckpt["recipe"])
+    r = ckpt["recipe"]
+    name = Path(pretrain_record(r["name"], r["tier"], r["seed"])).stem  # named as its run's record
     manifest = read_manifest(directory)
     manifest[name] = {
         "file": f"{name}.safetensors",
