@@ -11,17 +11,12 @@ from pathlib import Path
 from .data import load_cifar10
 from .device import resolve_device
 from .groups import GROUPS
+from .layout import lab_run_dir
 from .runs import load_trained_model, pretrain
 from .study import measure_encoder, summarise, transformation_recipe, variant_measure
 from .tiers import get_tier
 
 LAB_STAGES = 4  # train and measure the baseline, then the choice
-
-
-def lab_run_name(invariance: str | None, equivariance: str | None, lmbd: float) -> str:
-    """A lab run's directory name, from its choice: lab-inv-G-e-G[-lLAMBDA]."""
-    name = f"lab-inv-{invariance or 'none'}-e-{equivariance or 'none'}"
-    return f"{name}-l{lmbd:g}" if equivariance else name
 
 
 def run_lab(
@@ -51,7 +46,7 @@ def run_lab(
     report = report or (lambda done, what: None)
     for n, (label, inv, eq) in enumerate((("baseline", None, None), ("your choice", invariance, equivariance))):
         recipe = transformation_recipe(inv, eq, tier, 42, lmbd if eq else None)
-        run_dir = Path(runs_root) / f"lab-{tier}" / lab_run_name(inv, eq, lmbd)
+        run_dir = lab_run_dir(runs_root, tier, inv, eq, lmbd)
         report(2 * n, f"training {label}")
         record = pretrain(recipe, run_dir, data_root=data_root, device=device, progress=progress)
         report(2 * n + 1, f"measuring {label}")

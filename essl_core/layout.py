@@ -41,6 +41,12 @@ def study_record(tier: str, run_name: str) -> str:
     return record_file("study", tier, run_name)
 
 
+def lab_run_dir(root: str | Path, tier: str, invariance: str | None, equivariance: str | None, lmbd: float) -> Path:
+    """A transformation-lab run: lab-TIER/lab-inv-G-e-G[-lLAMBDA]."""
+    name = f"lab-inv-{invariance or 'none'}-e-{equivariance or 'none'}"
+    return Path(root) / f"lab-{tier}" / (f"{name}-l{lmbd:g}" if equivariance else name)
+
+
 def _pretrain_suffix(pretrain_seed: int) -> tuple[str, ...]:
     # Pretraining seed 1 (the recipe's default, the paper's single pretraining) keeps the names it always had.
     return () if pretrain_seed == 1 else (f"p{pretrain_seed}",)
