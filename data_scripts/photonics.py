@@ -1,6 +1,7 @@
 """Generate photonic-crystal data files in the paper's h5 layout, or import the official ones.
 
     python -m data_scripts.photonics --family gpm|blob --count N --out FILE.h5 [--workers K] [--seed S] [--unlabelled]
+                                     [--ggr points|bins]
     python -m data_scripts.photonics --source sq-blob-v3-tm.h5 [--out FILE.h5]
 
 Cell i is drawn from a generator seeded by (seed, i), so a file does not depend on workers or interruptions.
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from essl_core.errors import EsslError, run_command
+from essl_core.photonics.dos import GGR_SAMPLINGS
 from essl_core.photonics.generate import default_out, generate, import_official
 
 
@@ -27,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--unlabelled", action="store_true", help="unit cells only, no bands or DOS (for SSL)")
+    parser.add_argument(
+        "--ggr", choices=GGR_SAMPLINGS, default="points", help="GGR sampling of the DOS: the official points, or bins"
+    )
     parser.add_argument("--source", type=Path, help="import an official h5 file instead of generating")
     args = parser.parse_args(argv)
 
@@ -36,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             return
         if args.family is None or args.count is None or args.count < 1:
             raise EsslError("--family and a positive --count are needed (or --source)")
-        out = args.out or default_out(args.family, args.count, args.seed, not args.unlabelled)
-        print(generate(args.family, args.count, out, args.seed, args.workers, not args.unlabelled))
+        labelled = not args.unlabelled
+        out = args.out or default_out(args.family, args.count, args.seed, labelled, sampling=args.ggr)
+        print(generate(args.family, args.count, out, args.seed, args.workers, labelled, sampling=args.ggr))
 
     return run_command(command, "interrupted: the finished shards are kept; run the same command to resume")
 

@@ -63,7 +63,7 @@ def test_generation_is_deterministic_and_resumes_without_loss(tmp_path):
     # An interrupted run: the parts folder holds the first shard only; the rerun computes the rest.
     parts = tmp_path / "resumed.h5.parts"
     parts.mkdir()
-    (parts / "settings.json").write_text(json.dumps(script._settings("gpm", 10, 3, False)))
+    (parts / "settings.json").write_text(json.dumps(script._settings("gpm", 10, 3, False, "points")))
     script._make_shard("gpm", 3, 0, script.SHARD, False, str(parts))
     first = np.load(parts / "shard-0000000.npz")["0:unitcell/mpbepsimage"]
     resumed = script.generate("gpm", 10, tmp_path / "resumed.h5", seed=3, workers=1, labelled=False)
@@ -112,6 +112,23 @@ def test_an_existing_out_is_accepted_only_when_made_here_with_the_same_settings(
     (tmp_path / "folder.h5").mkdir()
     with pytest.raises(EsslError, match="is not a file"):
         script.generate("gpm", 2, tmp_path / "folder.h5", workers=1, labelled=False)
+
+
+def test_the_dos_sampling_is_a_setting_named_in_the_file_and_in_its_default_name(tmp_path):
+    official = script.generate("blob", 1, tmp_path / "points.h5", seed=4, workers=1, progress=False)
+    ours = script.generate("blob", 1, tmp_path / "bins.h5", seed=4, workers=1, progress=False, sampling="bins")
+    assert script.file_provenance(ours)["settings"]["solver"]["ggr_sampling"] == "bins"
+    assert script.file_provenance(official)["settings"]["solver"]["ggr_sampling"] == "points"
+    a, b = _arrays(official), _arrays(ours)
+    assert np.array_equal(a["unitcell/mpbepsimage/1"], b["unitcell/mpbepsimage/1"])  # the same cell
+    assert not np.array_equal(a["mpbcal/DOS/1"], b["mpbcal/DOS/1"])  # another DOS
+    with pytest.raises(EsslError, match="made with other settings"):  # a file is never reused under another
+        script.generate("blob", 1, official, seed=4, workers=1, sampling="bins")
+    assert script.default_out("blob", 5, 1, True, tmp_path).name == "blob-5-s1.h5"
+    assert script.default_out("blob", 5, 1, True, tmp_path, "bins").name == "blob-5-s1-bins.h5"
+    assert script.default_out("blob", 5, 1, False, tmp_path, "bins").name == "blob-5-s1-ul.h5"  # no DOS there
+    with pytest.raises(EsslError, match="unknown GGR sampling"):
+        script.generate("blob", 1, tmp_path / "x.h5", sampling="centres")
 
 
 def _stat(pid: int) -> list[str]:

@@ -74,6 +74,18 @@ def test_networks_have_the_official_shapes():
     assert DosNet(0.25)(x).shape == (4, 400)
 
 
+def test_heads_share_one_batch_norm_as_the_official_code_unless_told_not_to():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    shared, separate = projector(), projector(shared_norm=False)
+    assert count(shared) == 919_808 and count(separate) == 920_832  # the official count, and ours before
+    norms = [m for m in shared if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(norms) == 2 and norms[0] is norms[1]
+    norms = [m for m in transformation_classifier(4) if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms[0] is norms[1]
+    norms = [m for m in separate if isinstance(m, torch.nn.BatchNorm1d)]
+    assert norms[0] is not norms[1]
+
+
 def test_selection_on_validation_official_and_last():
     curves = {
         "1": {"val": [0.9, 0.5, 0.6], "test": [0.8, 0.45, 0.40]},
@@ -202,3 +214,10 @@ def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_
     seeds = sorted((r["config"]["mode"], r["config"]["recipe"]["pretrain_seed"]) for r in records)
     assert seeds == [("none", 1), ("simclr_ee", 1), ("simclr_ee", 2)]
     assert all("trivial" in r for r in records)
+    # Run again with another setting: a new run, never the finished one of other settings.
+    other = get_photonics_recipe("smoke", {**settings, "shared_head_norm": False})
+    again = run_photonics(other, ("blob",), ("simclr_ee",), device="cpu", data_dir=tmp_path / "data",
+                          runs_root=tmp_path / "runs", progress=False)  # fmt: skip
+    assert [r["config"]["recipe"]["shared_head_norm"] for r in again] == [False, False]
+    assert {r["config"]["recipe"]["shared_head_norm"] for r in records} == {True}
+    assert len(list((tmp_path / "runs").iterdir())) == 2  # one folder per settings and data

@@ -31,7 +31,7 @@ def test_rods_in_air_have_the_textbook_tm_gap():
     assert 200 * (upper - lower) / (upper + lower) == pytest.approx(31.4, abs=0.1)
     # The same crystal as a 32 x 32 pixel image (what the data use): within 0.3%.
     xs, ys = cells._sample_points(32, 8)
-    image = cells._pixel_mean(np.where(np.hypot(xs - 0.5, ys - 0.5) < 0.2, 8.9, 1.0), 32, 8)
+    image = cells._pixel_mean(np.where(np.hypot(xs, ys) < 0.2, 8.9, 1.0), 32, 8)  # a rod on the origin
     lower, upper = _first_gap(pwe.pixel_fourier(torch.from_numpy(image)[None], 5), 5)
     assert lower == pytest.approx(0.3225, rel=3e-3)
     assert upper == pytest.approx(0.4425, rel=3e-3)
@@ -51,7 +51,8 @@ def test_a_homogeneous_cell_gives_the_empty_lattice(eps):
 def test_pixel_fourier_is_the_exact_transform_of_the_pixel_image():
     image = _random_cell(0)
     coeff = pwe.pixel_fourier(image[None], 3)[0]
-    xs, ys = cells._sample_points(32, 16)  # each pixel sampled 16 x 16 times: a Riemann sum of the integral
+    # pixel_fourier's convention: pixel p covers [p, p + 1) / 32. Each is sampled 16 x 16 times: a Riemann sum.
+    xs, ys = np.meshgrid(*((np.arange(32 * 16) + 0.5) / (32 * 16),) * 2, indexing="ij")
     fine = image.numpy().repeat(16, 0).repeat(16, 1)
     for m in [(0, 0), (1, 0), (2, -3), (-5, 4)]:
         direct = (fine * np.exp(-2j * math.pi * (m[0] * xs + m[1] * ys))).mean()
@@ -103,10 +104,29 @@ def test_ggr_conserves_states_and_a_flat_band_is_a_narrow_peak():
     rng = np.random.default_rng(0)
     freqs = np.sort(rng.uniform(0.1, 0.9, size=(49, 3)), axis=1)
     velocities = rng.normal(scale=0.3, size=(49, 3, 2))
-    density = dos.ggr_dos(freqs, velocities, 1 / 7, 1.2, 4001)
+    density = dos.ggr_dos(freqs, velocities, 1 / 7, 1.2, 4001, "bins")
     assert density.sum() * 1.2 / 4000 == pytest.approx(3.0, rel=1e-9)  # three bands, one state each per cell
-    flat = dos.ggr_dos(np.full((49, 1), 0.5), np.zeros((49, 1, 2)), 1 / 7, 1.0, 1001)
+    flat = dos.ggr_dos(np.full((49, 1), 0.5), np.zeros((49, 1, 2)), 1 / 7, 1.0, 1001, "bins")
     assert flat.argmax() == 500 and flat.sum() * 1e-3 == pytest.approx(1.0, rel=1e-9)
+
+
+def test_official_point_sampling_reads_wide_trapezoids_and_misses_flat_bands():
+    rng = np.random.default_rng(0)
+    freqs = np.sort(rng.uniform(0.1, 0.9, size=(49, 3)), axis=1)
+    velocities = rng.normal(scale=0.3, size=(49, 3, 2))
+    points = dos.ggr_dos(freqs, velocities, 1 / 7, 1.2, 4001, "points")
+    bins = dos.ggr_dos(freqs, velocities, 1 / 7, 1.2, 4001, "bins")
+    assert points.sum() * 1.2 / 4000 == pytest.approx(3.0, rel=1e-2)  # states kept where trapezoids are wide
+    # A trapezoid of half-widths 0.03 and 0.01 read at a point of its plateau and of its ramp.
+    one = dos.ggr_dos(np.array([[0.5]]), np.array([[[0.06, 0.02]]]), 1.0, 1.0, 101, "points")
+    assert one[50] == pytest.approx(1 / 0.06) and one[53] == pytest.approx((0.04 - 0.03) / (4 * 0.03 * 0.01))
+    assert one[54] == 0 and np.count_nonzero(one > 1e-9) == 7  # 0.46 and 0.54 lie on its ends
+    # Velocity 0 (every band at Gamma): a delta between two grid points is not seen at all; the bins keep it.
+    gamma = (np.full((49, 1), 0.5005), np.zeros((49, 1, 2)), 1 / 7, 1.0, 1001)
+    assert dos.ggr_dos(*gamma, "points").sum() == 0 and dos.ggr_dos(*gamma, "bins").sum() > 0
+    on_point = dos.ggr_dos(np.full((49, 1), 0.5), np.zeros((49, 1, 2)), 1 / 7, 1.0, 1001, "points")
+    assert on_point[500] == pytest.approx(1000.0)  # a delta on a point: capped at its whole mass in one step
+    assert np.abs(points - bins).max() > 0
 
 
 def test_band_gaps_lists_complete_gaps_only():
@@ -119,12 +139,12 @@ def test_band_gaps_lists_complete_gaps_only():
 def test_gpm_cells_have_their_mirror_and_blob_cells_their_centred_inclusion():
     for i in range(5):
         gpm = cells.gpm_cell(np.random.default_rng([1, i]))
-        assert np.allclose(gpm.eps, gpm.eps[::-1], atol=1e-9)  # f(-x, y) = f(x, y)
+        assert np.allclose(gpm.eps, np.roll(gpm.eps[::-1], 1, axis=0), atol=1e-9)  # f(-x, y) = f(x, y); x_p = p/R - 1/2
         assert len(pwe.cell_symmetries(torch.from_numpy(gpm.eps))) >= 2
         assert gpm.eps.min() >= 1 and gpm.eps.max() <= 20
         blob = cells.blob_cell(np.random.default_rng([1, i]))
         border = np.concatenate([blob.eps[0], blob.eps[-1], blob.eps[:, 0], blob.eps[:, -1]])
-        assert np.all(border == blob.eps_out)  # the inclusion never reaches the cell boundary
+        assert np.allclose(border, blob.eps_out, rtol=1e-12)  # the inclusion never reaches the cell boundary
         assert blob.eps[16, 16] == pytest.approx(blob.eps_in)  # ... and covers the centre
         shifted = np.roll(blob.eps, (16, 16), axis=(0, 1))
         assert np.abs(shifted - blob.eps).max() > 0  # so a half-cell translation is visible
@@ -148,6 +168,23 @@ def test_agrees_with_mpb_at_resolution_32():
     assert np.median(deviations) < 1e-3
     assert np.percentile(deviations, 99) < 5e-3
     assert max(speed_errors) < 0.02
+
+
+@pytest.mark.skipif(not mpb.mpb_available(), reason="MPB is not installed (apt-get install mpb)")
+def test_cell_images_are_mpbs_get_epsilon(monkeypatch):
+    """The official `mpbepsimage` is MPB's get_epsilon(): the mean of the two tangential eigenvalues of its
+    smoothed tensor, the pixel's arithmetic mean over its 3 x 3 mesh. Given the same cell, MPB reports our image
+    (the cell is handed to it as its samples at MPB's mesh points: one per pixel at 3x the resolution)."""
+    for family in ("gpm", "blob"):
+        for i in range(2):
+            cell = cells.FAMILIES[family](np.random.default_rng([5, i]))
+            with monkeypatch.context() as patch:
+                patch.setattr(cells, "SUPERSAMPLE", 1)
+                fine = cells.FAMILIES[family](np.random.default_rng([5, i]), res=3 * cells.RESOLUTION).eps
+            reported = mpb.mpb_get_epsilon(fine, cells.RESOLUTION)
+            mixed = ~np.isclose(cell.eps, cell.eps_in, rtol=1e-12) & ~np.isclose(cell.eps, cell.eps_out, rtol=1e-12)
+            assert mixed.sum() > 10  # interface pixels, where a harmonic or 3/trace mean would differ
+            np.testing.assert_allclose(cell.eps, reported, rtol=1e-8)
 
 
 def test_label_fields_match_the_official_shapes():

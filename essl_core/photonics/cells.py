@@ -1,8 +1,13 @@
 """Unit cells of 2D square-lattice photonic crystals as 32 x 32 permittivity images (SIB-CL's recipe).
 
-Coordinates: the cell is [0, 1)^2, pixel (p, q) covers [p/R, (p+1)/R) x [q/R, (q+1)/R), first image axis x. The
-image stores each pixel's mean permittivity over 4 x 4 sub-samples: the TM field is parallel to every
-interface, so the arithmetic mean is the permittivity it sees (MPB's sub-pixel averaging does the same for TM).
+Coordinates are SIB-CL's and MPB's: the cell is [-1/2, 1/2)^2, and pixel (p, q) is the box of side 1/R centred on
+MPB's grid point (p/R - 1/2, q/R - 1/2), first image axis x. The image stores each pixel's mean permittivity over
+3 x 3 sub-samples at the centres of its ninths. That is exactly MPB's `get_epsilon()` at its default mesh size 3,
+which the official files store as `mpbepsimage`: MPB smooths each pixel into a tensor whose inverse has 1/<eps>
+along the two interface tangents and <1/eps> along the normal, and reports the mean of the two tangential ones,
+<eps> (its `mean_medium_from_matrix`; a test checks ours against MPB's output to 1e-8). For TM it is also the
+right one: the electric field points along z, tangent to every interface, so a mixed pixel acts on it with its
+arithmetic mean (the Laurent form), while the harmonic mean would matter only for in-plane (TE) fields.
 """
 
 from __future__ import annotations
@@ -14,19 +19,25 @@ from dataclasses import dataclass
 import numpy as np
 
 RESOLUTION = 32
-SUPERSAMPLE = 4
+SUPERSAMPLE = 3  # MPB's default mesh-size: its get_epsilon() samples these 3 x 3 points of each pixel
 EPS_RANGE = (1.0, 20.0)
-# gpm: orders G in {-1, 0, 1}^2 ("mf1"); the level is a quantile on a 50 x 50 grid, as in SIB-CL.
-GPM_ORDERS = np.array([(mx, my) for mx in (-1, 0, 1) for my in (-1, 0, 1)])
+# gpm: orders G in {-1, 0, 1}^2 ("mf1"), m_x varying fastest as SIB-CL's `uccoefs`; the level is a quantile on
+# SIB-CL's 50 x 50 grid, linspace(-1/2, 1/2, 50) with both ends.
+GPM_ORDERS = np.array([(mx, my) for my in (-1, 0, 1) for mx in (-1, 0, 1)])
 LEVEL_GRID = 50
+
+
+def _official_grid(points: int) -> np.ndarray:
+    """SIB-CL's sampling axis: linspace(-1/2, 1/2, points), both ends included."""
+    return np.linspace(-0.5, 0.5, points)
 
 
 @dataclass
 class UnitCell:
     """One generated cell and the parameters that made it (the h5 `unitcell/*` fields)."""
 
-    eps: np.ndarray  # (R, R) pixel means: what the solver sees ("mpbepsimage")
-    input_eps: np.ndarray  # (R, R) the permittivity at pixel centres ("inputepsimage")
+    eps: np.ndarray  # (R, R) pixel means: what the solver sees, MPB's get_epsilon() ("mpbepsimage")
+    input_eps: np.ndarray  # (R, R) the permittivity on SIB-CL's grid, first axis y ("inputepsimage")
     eps_in: float
     eps_out: float
     eps_avg: float
@@ -36,8 +47,9 @@ class UnitCell:
 
 
 def _sample_points(res: int, sub: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-sample positions (res*sub)^2, grouped so that a reshape to (res, sub, res, sub) gives pixels."""
-    axis = (np.arange(res * sub) + 0.5) / (res * sub)
+    """Sub-sample positions (res*sub)^2, grouped so that a reshape to (res, sub, res, sub) gives pixels: the
+    centres of the sub-boxes of each pixel's box (centred on MPB's grid point p/R - 1/2)."""
+    axis = (np.arange(res * sub) + 0.5) / (res * sub) - 0.5 - 0.5 / res
     return np.meshgrid(axis, axis, indexing="ij")
 
 
@@ -52,11 +64,12 @@ def fourier_sum(coefs: np.ndarray, orders: np.ndarray, x: np.ndarray, y: np.ndar
 
 
 def _two_phase(inside: Callable[[np.ndarray, np.ndarray], np.ndarray], eps_in: float, eps_out: float, res: int):
-    """The pixel-mean image and the pixel-centre image of a cell that is eps_in where `inside` holds."""
+    """The pixel-mean image and the "inputepsimage" (the cell sampled on SIB-CL's grid, both ends included, first
+    axis y) of a cell that is eps_in where `inside` holds."""
     xs, ys = _sample_points(res, SUPERSAMPLE)
     fine = np.where(inside(xs, ys), eps_in, eps_out)
-    xc, yc = _sample_points(res, 1)
-    return _pixel_mean(fine, res, SUPERSAMPLE), np.where(inside(xc, yc), eps_in, eps_out).astype(np.float64)
+    yg, xg = np.meshgrid(_official_grid(res), _official_grid(res), indexing="ij")
+    return _pixel_mean(fine, res, SUPERSAMPLE), np.where(inside(xg, yg), eps_in, eps_out).astype(np.float64)
 
 
 def pm_coefficients(rng: np.random.Generator) -> np.ndarray:
@@ -74,7 +87,7 @@ def gpm_cell(rng: np.random.Generator, res: int = RESOLUTION) -> UnitCell:
     eps_in, eps_out ~ U(1, 20) (SIB-CL's mf1 recipe with sgnum 3)."""
     coefs = pm_coefficients(rng)
     filling = rng.uniform(0.01, 0.99)
-    gx, gy = np.meshgrid(*(np.linspace(0, 1, LEVEL_GRID, endpoint=False),) * 2, indexing="ij")
+    gx, gy = np.meshgrid(*(_official_grid(LEVEL_GRID),) * 2, indexing="ij")
     level = float(np.quantile(fourier_sum(coefs, GPM_ORDERS, gx, gy), filling))
     eps_in, eps_out = rng.uniform(*EPS_RANGE, size=2)
     eps, input_eps = _two_phase(lambda x, y: fourier_sum(coefs, GPM_ORDERS, x, y) > level, eps_in, eps_out, res)
@@ -82,12 +95,13 @@ def gpm_cell(rng: np.random.Generator, res: int = RESOLUTION) -> UnitCell:
     return UnitCell(eps, input_eps, float(eps_in), float(eps_out), float(eps_avg), float(filling), level, coefs)
 
 
-# blob (our design; the paper's blob recipe is not public): one smooth inclusion near the cell centre, so that a
-# half-cell translation moves it to the corners and is visible, which is what the paper's E-SimCLR predicts.
+# blob (our design; the paper's blob recipe is not public): one smooth inclusion near the cell centre (the origin),
+# so that a half-cell translation moves it to the corners and is visible, which is what the paper's E-SimCLR
+# predicts.
 BLOB_RADIUS = (0.10, 0.28)
 BLOB_HARMONICS = (2, 3, 4)
 BLOB_WOBBLE = 0.12  # amplitude bound of each harmonic, relative to the radius
-BLOB_OFFSET = 0.04  # centre jitter around (1/2, 1/2)
+BLOB_OFFSET = 0.04  # centre jitter around the origin
 
 
 def blob_cell(rng: np.random.Generator, res: int = RESOLUTION) -> UnitCell:
@@ -97,11 +111,11 @@ def blob_cell(rng: np.random.Generator, res: int = RESOLUTION) -> UnitCell:
     r0 = rng.uniform(*BLOB_RADIUS)
     amps = rng.uniform(0, BLOB_WOBBLE, size=len(BLOB_HARMONICS))
     phases = rng.uniform(0, 2 * math.pi, size=len(BLOB_HARMONICS))
-    centre = 0.5 + rng.uniform(-BLOB_OFFSET, BLOB_OFFSET, size=2)
+    centre = rng.uniform(-BLOB_OFFSET, BLOB_OFFSET, size=2)
     eps_in, eps_out = rng.uniform(*EPS_RANGE, size=2)
 
     def inside(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        dx, dy = x - centre[0], y - centre[1]
+        dx, dy = ((v - c + 0.5) % 1.0 - 0.5 for v, c in zip((x, y), centre, strict=True))  # nearest periodic copy
         theta = np.arctan2(dy, dx)
         wobble = sum(a * np.cos(j * (theta - p)) for a, j, p in zip(amps, BLOB_HARMONICS, phases, strict=True))
         return np.hypot(dx, dy) < r0 * (1 + wobble)

@@ -12,6 +12,7 @@ from ..errors import EsslError
 from ..groups import HALF_TRANSLATION, ROTATION, Group
 from ..overrides import describe_overrides, parse_overrides
 from ..tiers import get_tier
+from .dos import GGR_SAMPLINGS
 
 # The paper's unlabelled sets: 15,000 blob cells and 20,480 gpm cells.
 PAPER_UNLABELLED = {"blob": 15000, "gpm": 20480}
@@ -36,6 +37,9 @@ class PhotonicsRecipe:
     # label counts), so a sweep over labels does not also sweep the optimisation (100 labels at batch 64 would get
     # 2 steps per epoch).
     finetune_min_steps: int = 0
+    # The official heads reuse one BatchNorm1d at both hidden layers of the projector and of the E-classifier;
+    # False gives each layer its own (ours before; affine parameters and running statistics not shared).
+    shared_head_norm: bool = True
     temperature: float = 0.1  # NT-Xent
     lmbd: float = 5.0  # weight of the E-loss (the official code's `alpha`; `lmbd` as in the CIFAR recipes)
     pretrain_lr: float = 1e-3  # SGD, per-step cosine over pretrain_epochs + 1 epochs
@@ -46,6 +50,9 @@ class PhotonicsRecipe:
     labelled_seed: int = 1  # of the generated files
     unlabelled_seed: int = 99
     split_seed: int = 0  # of the fixed test / validation / pool permutation
+    # How GGR puts each band's trapezoids on the frequency grid when the labelled file is made: "points" as the
+    # official run_GRR.m (read at grid points; a band with velocity 0 adds nothing), "bins" ours (exact per bin).
+    ggr_sampling: str = "points"
     tier: str = "full"
     overrides: tuple[str, ...] = ()
 
@@ -68,6 +75,7 @@ class PhotonicsRecipe:
             (bool(self.seeds) and min(self.pretrain_epochs, self.finetune_epochs) >= 1, "seeds and epochs needed"),
             (bool(self.pretrain_seeds) and self.finetune_min_steps >= 0, "pretrain_seeds needed, min steps >= 0"),
             (self.lmbd >= 0 and min(self.pretrain_lr, self.finetune_lr, self.width, self.temperature) > 0, "rates > 0"),
+            (self.ggr_sampling in GGR_SAMPLINGS, f"ggr_sampling must be one of {', '.join(GGR_SAMPLINGS)}"),
         ]
         for ok, message in checks:
             if not ok:

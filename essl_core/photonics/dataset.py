@@ -38,8 +38,13 @@ def unitcell_fields(cell: UnitCell) -> dict[str, np.ndarray]:
     return {f"unitcell/{name}": np.asarray(v) for name, v in zip(UNITCELL_FIELDS, values, strict=True)}
 
 
-def label_fields(eps: np.ndarray, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Solve one cell on the 25 x 25 k-grid (one point per symmetry orbit) and compute its DOS (§3.6)."""
+def label_fields(
+    eps: np.ndarray,
+    device: str | torch.device = "cpu",
+    sampling: str = "points",
+) -> dict[str, np.ndarray]:
+    """Solve one cell on the 25 x 25 k-grid (one point per symmetry orbit) and compute its DOS (§3.6) with the
+    GGR `sampling` (dos.ggr_dos)."""
     image = torch.from_numpy(np.ascontiguousarray(eps, dtype=np.float64))
     bands = bands_on_grid(
         pixel_fourier(image[None].to(device), N_MAX), K_GRID, N_MAX, NUM_BANDS, symmetries=cell_symmetries(image)
@@ -47,7 +52,7 @@ def label_fields(eps: np.ndarray, device: str | torch.device = "cpu") -> dict[st
     freqs = bands.freqs[0].cpu().numpy()
     velocities = bands.velocities[0].cpu().numpy()
     eps_mean = float(eps.mean())  # MPB's mean permittivity: the DOS rescaling and the empty lattice both use it
-    dos = dos_curve(freqs, velocities, 1.0 / K_GRID, eps_mean)
+    dos = dos_curve(freqs, velocities, 1.0 / K_GRID, eps_mean, sampling)
     grpvel = np.concatenate([velocities, np.zeros((*velocities.shape[:2], 1))], axis=-1)  # MPB's 3-vectors
     # SIB-CL's band-structure targets (read by its loaders, written by a step that is not public): our choice of
     # reference is the homogeneous medium with the image's mean permittivity.

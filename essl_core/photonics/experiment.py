@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import recipe_dict
 from ..device import resolve_device
-from ..io import write_json
+from ..io import sha256_file, write_json
 from ..layout import RESULT, RUNS, finetune_file, photonics_record, photonics_run_dir
 from ..lock import run_lock
 from ..results import make_record, peak_memory, provenance, read_record, write_record
@@ -34,7 +34,7 @@ from .selection import select, split_labelled, summary
 def data_files(family: str, recipe: PhotonicsRecipe, root: str | Path | None = None) -> tuple[Path, Path]:
     """The labelled and unlabelled files the recipe uses."""
     return (
-        default_out(family, recipe.labelled, recipe.labelled_seed, True, root),
+        default_out(family, recipe.labelled, recipe.labelled_seed, True, root, recipe.ggr_sampling),
         default_out(family, recipe.unlabelled_count(family), recipe.unlabelled_seed, False, root),
     )
 
@@ -42,21 +42,20 @@ def data_files(family: str, recipe: PhotonicsRecipe, root: str | Path | None = N
 def prepare_data(
     family: str, recipe: PhotonicsRecipe, root: str | Path | None = None, workers: int = 1, progress: bool = True
 ) -> tuple[Path, Path]:
-    """Generate the recipe's files where missing (resuming any interrupted generation)."""
+    """Generate the recipe's files where missing (resuming any interrupted generation); existing files are used
+    only if they were made with the same settings (a file from older code is refused with one line)."""
     labelled, unlabelled = data_files(family, recipe, root)
-    if not labelled.exists():
-        generate(family, recipe.labelled, labelled, recipe.labelled_seed, workers, labelled=True, progress=progress)
-    if not unlabelled.exists():
-        count = recipe.unlabelled_count(family)
-        generate(family, count, unlabelled, recipe.unlabelled_seed, workers, labelled=False, progress=progress)
+    r = recipe
+    generate(family, r.labelled, labelled, r.labelled_seed, workers, True, progress, r.ggr_sampling)
+    generate(family, r.unlabelled_count(family), unlabelled, r.unlabelled_seed, workers, False, progress)
     return labelled, unlabelled
 
 
-def run_tag(recipe: PhotonicsRecipe) -> str:
-    """The tier, plus a digest of the overrides when there are any (so runs with other settings never mix)."""
-    if not recipe.overrides:
-        return recipe.tier
-    return f"{recipe.tier}-{hashlib.sha256(json.dumps(recipe.overrides).encode()).hexdigest()[:8]}"
+def run_tag(recipe: PhotonicsRecipe, files: tuple[Path, Path]) -> str:
+    """The tier and a digest of what its runs depend on, the whole recipe (code defaults included) and the data
+    files' contents, so that a finished run is reused only for the same settings and data, never mixed."""
+    identity = {"recipe": recipe_dict(recipe), "files": [sha256_file(p) for p in files]}
+    return f"{recipe.tier}-{hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]}"
 
 
 def run_mode(
@@ -140,12 +139,13 @@ def run_photonics(
     records = []
     for family in families:
         files = prepare_data(family, recipe, data_dir, workers, progress)
+        tag = run_tag(recipe, files)
         for mode in modes:
             # One run per pretraining seed; without pretraining only the fine-tuning seeds vary.
             seeds = recipe.pretrain_seeds if get_mode(family, mode).pretrain else recipe.pretrain_seeds[:1]
             for seed in seeds:
                 run = dataclasses.replace(recipe, pretrain_seed=seed)
-                run_dir = photonics_run_dir(runs_root, run_tag(recipe), family, mode, seed)
+                run_dir = photonics_run_dir(runs_root, tag, family, mode, seed)
                 final = run_dir / RESULT
                 if final.exists():
                     record = read_record(final)

@@ -25,25 +25,30 @@ from ..data import data_root
 from ..errors import EsslError
 from ..io import atomic_path, sha256_file, write_json
 from ..results import git_commit
-from .cells import FAMILIES
+from .cells import FAMILIES, SUPERSAMPLE
 from .dataset import K_GRID, N_MAX, NUM_BANDS, label_fields, sample_indices, unitcell_fields
+from .dos import GGR_SAMPLINGS, GGR_STEPS
 
 SHARD = 8  # cells per shard: what an interruption can lose
 INDEX_BASE = 1  # the official files number their cells from 1 (unitcell/mpbepsimage/1, ...), so do ours
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def default_out(family: str, count: int, seed: int, labelled: bool, root: str | Path | None = None) -> Path:
-    """Where a data file lives by default: DATA/photonics/FAMILY-COUNT-sSEED[-ul].h5."""
-    return data_root(root) / "photonics" / f"{family}-{count}-s{seed}{'' if labelled else '-ul'}.h5"
+def default_out(
+    family: str, count: int, seed: int, labelled: bool, root: str | Path | None = None, sampling: str = "points"
+) -> Path:
+    """Where a data file lives by default: DATA/photonics/FAMILY-COUNT-sSEED[-ul].h5 (a labelled file whose DOS is
+    not the official GGR sampling is also named by its sampling: ...-bins.h5)."""
+    suffix = "-ul" if not labelled else "" if sampling == "points" else f"-{sampling}"
+    return data_root(root) / "photonics" / f"{family}-{count}-s{seed}{suffix}.h5"
 
 
-def make_cell(family: str, seed: int, index: int, labelled: bool) -> dict[str, np.ndarray]:
-    """All fields of cell `index` of a file."""
+def make_cell(family: str, seed: int, index: int, labelled: bool, sampling: str = "points") -> dict[str, np.ndarray]:
+    """All fields of cell `index` of a file (its DOS by the GGR `sampling`)."""
     cell = FAMILIES[family](np.random.default_rng([seed, index]))
     fields = unitcell_fields(cell)
     if labelled:
-        fields.update(label_fields(cell.eps))
+        fields.update(label_fields(cell.eps, sampling=sampling))
     return fields
 
 
@@ -51,20 +56,23 @@ def _shard_path(parts: Path, start: int) -> Path:
     return parts / f"shard-{start:07d}.npz"
 
 
-def _make_shard(family: str, seed: int, start: int, stop: int, labelled: bool, parts: str) -> int:
+def _make_shard(
+    family: str, seed: int, start: int, stop: int, labelled: bool, parts: str, sampling: str = "points"
+) -> int:
     """Compute cells start..stop-1 and save them as one shard; returns the number of cells."""
     arrays = {}
     for i in range(start, stop):
-        for name, value in make_cell(family, seed, i, labelled).items():
+        for name, value in make_cell(family, seed, i, labelled, sampling).items():
             arrays[f"{i}:{name}"] = value
     with atomic_path(_shard_path(Path(parts), start)) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     return stop - start
 
 
-def _settings(family: str, count: int, seed: int, labelled: bool) -> dict:
+def _settings(family: str, count: int, seed: int, labelled: bool, sampling: str) -> dict:
     solver = {"method": "plane-wave expansion (essl_core.photonics.pwe), TM", "plane_waves": (2 * N_MAX + 1) ** 2}
     solver.update({"k_grid": f"{K_GRID}x{K_GRID}", "bands": NUM_BANDS, "dos": "GGR, paper post-processing"})
+    solver.update({"ggr_sampling": sampling, "ggr_points": GGR_STEPS + 1})
     return {
         "family": family,
         "count": count,
@@ -72,6 +80,7 @@ def _settings(family: str, count: int, seed: int, labelled: bool) -> dict:
         "labelled": labelled,
         "solver": solver if labelled else None,
         "index_base": INDEX_BASE,  # files from before this key numbered their cells from 0
+        "pixel_mesh": SUPERSAMPLE,  # samples per pixel side (files from before this key used 4)
     }
 
 
@@ -99,19 +108,30 @@ def _check_existing(out: Path, settings: dict) -> None:
     except (OSError, KeyError, ValueError):
         raise EsslError(f"{out} exists but is not a file generated here; delete it or choose another --out") from None
     if made_with != json.loads(json.dumps(settings)):
-        raise EsslError(f"{out} exists but was made with other settings ({made_with}); delete it or use another --out")
+        raise EsslError(f"{out} exists but was made with other settings ({made_with}); delete it to make it again")
 
 
 def generate(
-    family: str, count: int, out: Path, seed: int = 0, workers: int = 1, labelled: bool = True, progress: bool = True
+    family: str,
+    count: int,
+    out: Path,
+    seed: int = 0,
+    workers: int = 1,
+    labelled: bool = True,
+    progress: bool = True,
+    sampling: str = "points",
 ) -> Path:
-    """Make (or finish) the file `out`; returns its path."""
+    """Make (or finish) the file `out`, its DOS by the GGR `sampling`; returns its path. An existing `out` is
+    kept if it was made here with the same settings, refused otherwise."""
     if family not in FAMILIES:
         raise EsslError(f"unknown family {family!r}; choose from {sorted(FAMILIES)}")
-    settings = _settings(family, count, seed, labelled)
+    if sampling not in GGR_SAMPLINGS:
+        raise EsslError(f"unknown GGR sampling {sampling!r}; choose from {list(GGR_SAMPLINGS)}")
+    settings = _settings(family, count, seed, labelled, sampling)
     if out.exists():
         _check_existing(out, settings)
-        print(f"{out} exists, made with these settings; delete it to generate it again")
+        if progress:
+            print(f"{out} exists, made with these settings; delete it to generate it again")
         return out
     parts = out.with_name(out.name + ".parts")
     meta = parts / "settings.json"
@@ -135,7 +155,8 @@ def generate(
             ) as pool,
         ):
             jobs = [
-                pool.submit(_make_shard, family, seed, s, min(s + SHARD, count), labelled, str(parts)) for s in starts
+                pool.submit(_make_shard, family, seed, s, min(s + SHARD, count), labelled, str(parts), sampling)
+                for s in starts
             ]
             try:
                 for job in jobs:

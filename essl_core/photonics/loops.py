@@ -38,8 +38,10 @@ def pretrain(
     half and all of the epochs, the loss curve and the wall time."""
     r, seed = recipe, recipe.pretrain_seed
     torch.manual_seed(seed)
-    encoder, head = PhcEncoder(r.width).to(device), projector().to(device)
-    classifier = transformation_classifier(mode.equivariance.size).to(device) if mode.equivariance else None
+    encoder, head = PhcEncoder(r.width).to(device), projector(r.shared_head_norm).to(device)
+    classifier = None
+    if mode.equivariance:
+        classifier = transformation_classifier(mode.equivariance.size, r.shared_head_norm).to(device)
     modules = torch.nn.ModuleList([m for m in (encoder, head, classifier) if m is not None])
     opt = torch.optim.SGD(modules.parameters(), lr=r.pretrain_lr, momentum=0.9, weight_decay=0.0)
     x_all = unlabelled.to(device)

@@ -61,22 +61,58 @@ np.save(sys.argv[5], np.array(ms.all_freqs)); np.save(sys.argv[6], np.array(velo
 """
 
 
-def control_file(image: np.ndarray, kpoints: np.ndarray, num_bands: int, resolution: int) -> str:
-    """MPB's control file for a TM run over the k-points with a pixel-image permittivity (first axis x)."""
+def _material(image: np.ndarray, resolution: int, shift: float) -> str:
+    """Scheme lines: the lattice, the resolution, and a pixel image (first axis x) as the default material; MPB's
+    point u (in [-1/2, 1/2)) reads the image at frac(u + shift)."""
     res = image.shape[0]
     values = " ".join(f"{v:.10g}" for v in np.asarray(image, dtype=np.float64).reshape(-1))
-    points = " ".join(f"(vector3 {kx:.17g} {ky:.17g} 0)" for kx, ky in kpoints)
     return f"""
 (set! geometry-lattice (make lattice (size 1 1 no-size)))
 (set! resolution {resolution})
-(set! num-bands {num_bands})
-(set! k-points (list {points}))
 (define eps-data (vector {values}))
-(define (pixel u) (min {res - 1} (inexact->exact (floor (* {res} (- u (floor u)))))))
+(define (pixel u) (let ((v (+ u {shift!r}))) (min {res - 1} (inexact->exact (floor (* {res} (- v (floor v))))))))
 (define (eps-at p) (vector-ref eps-data (+ (* {res} (pixel (vector3-x p))) (pixel (vector3-y p)))))
 (set! default-material (make material-function (epsilon-func eps-at)))
+"""
+
+
+def control_file(image: np.ndarray, kpoints: np.ndarray, num_bands: int, resolution: int) -> str:
+    """MPB's control file for a TM run over the k-points with a pixel-image permittivity (first axis x)."""
+    points = " ".join(f"(vector3 {kx:.17g} {ky:.17g} 0)" for kx, ky in kpoints)
+    return (
+        _material(image, resolution, 0.0)
+        + f"""
+(set! num-bands {num_bands})
+(set! k-points (list {points}))
 (run-tm display-group-velocities)
 """
+    )
+
+
+def _run(args: list[str], folder: str, timeout: float) -> str:
+    """Run MPB (one thread) in `folder`; its standard output, or one line on failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(args, capture_output=True, text=True, cwd=folder, env=env, timeout=timeout)
+    if run.returncode != 0:
+        raise EsslError(f"MPB failed ({run.returncode}): {run.stderr.strip()[-500:]}")
+    return run.stdout
+
+
+def mpb_get_epsilon(fine: np.ndarray, resolution: int = 32, timeout: float = 300.0) -> np.ndarray:
+    """MPB's get_epsilon() image (resolution x resolution; what the official files store as `mpbepsimage`) of a
+    cell given as a finely sampled n x n image `fine` in the frame of cells.py (pixel k centred on MPB's grid
+    point k/n - 1/2), at MPB's default mesh size. The shift 1/2 + 1/(2n) maps MPB's point u to its nearest
+    fine pixel."""
+    if not mpb_available():
+        raise EsslError("MPB is not installed: apt-get install mpb (or conda install -c conda-forge mpb)")
+    import h5py
+
+    program = _material(fine, resolution, 0.5 + 0.5 / fine.shape[0]) + "(init-params TM false)\n(output-epsilon)\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "cell.ctl").write_text(program)
+        _run(["mpb", "cell.ctl"], tmp, timeout)
+        with h5py.File(Path(tmp) / "cell-epsilon.h5", "r") as f:
+            return np.asarray(f["data"][()], dtype=np.float64).reshape(resolution, resolution)
 
 
 def mpb_bands(
@@ -93,7 +129,6 @@ def mpb_bands(
         raise EsslError("no Python with meep.mpb: apt-get install python3-meep, or set ESSL_MPB_PYTHON")
     if frontend == "scheme" and not mpb_available():
         raise EsslError("MPB is not installed: apt-get install mpb (or conda install -c conda-forge mpb)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if python is not None:
@@ -104,13 +139,11 @@ def mpb_bands(
         else:
             (folder / "cell.ctl").write_text(control_file(image, kpoints, num_bands, resolution))
             args = ["mpb", "cell.ctl"]
-        run = subprocess.run(args, capture_output=True, text=True, cwd=tmp, env=env, timeout=timeout)
-        if run.returncode != 0:
-            raise EsslError(f"MPB failed ({run.returncode}): {run.stderr.strip()[-500:]}")
+        stdout = _run(args, tmp, timeout)
         if python is not None:
             freqs, velocities = np.load(folder / "f.npy"), np.load(folder / "v.npy")
         else:
-            freqs, velocities = _parse_scheme_output(run.stdout)
+            freqs, velocities = _parse_scheme_output(stdout)
     if freqs.shape != (len(kpoints), num_bands) or velocities.shape != (len(kpoints), num_bands, 2):
         raise EsslError(f"could not read MPB's output: got {freqs.shape} frequencies, {velocities.shape} velocities")
     return freqs, velocities
