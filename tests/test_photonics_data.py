@@ -40,6 +40,13 @@ def test_a_labelled_file_has_the_official_layout_and_loads(tmp_path):
         assert f["mpbcal/efreq/1"].shape == f["mpbcal/emptylattice/1"].shape == (625, 10)
         assert f["mpbcal/DOS/1"].dtype == f["unitcell/mpbepsimage/1"].dtype == np.float32  # the official dtypes
         assert f["unitcell/uccoefs/1"].dtype.kind == "c"
+        # SIB-CL's derived DOS fields (addDOSintoh5.py), with eps_bar the mean of the image, and the lattice.
+        w, scale = np.linspace(0, 1.2, 500), np.sqrt(f["unitcell/mpbepsimage/2"][()].astype(np.float64).mean())
+        dos_ = f["mpbcal/DOS/2"][()]
+        assert np.allclose(f["mpbcal/DOSn/2"][()], dos_ / scale, rtol=1e-5)
+        assert np.allclose(f["mpbcal/DOSeldiff/2"][()], dos_ - 2 * np.pi * w * scale, atol=1e-4)
+        assert np.allclose(f["mpbcal/DOSeldiffn/2"][()], dos_ / scale - 2 * np.pi * w, atol=1e-4)
+        assert f["universal/rvecs"][()].tolist() == [[1, 0], [0, 1]] and "universal/ucgvecs" not in f  # a blob
         # The band-structure target: the bands minus a homogeneous medium's; small at long wavelengths only.
         efreq, eldiff = f["mpbcal/efreq/1"][()], f["mpbcal/eldiff/1"][()]
         assert np.allclose(efreq - f["mpbcal/emptylattice/1"][()], eldiff, atol=1e-6)

@@ -127,3 +127,12 @@ def blob_cell(rng: np.random.Generator, res: int = RESOLUTION) -> UnitCell:
 
 
 FAMILIES: dict[str, Callable[[np.random.Generator], UnitCell]] = {"gpm": gpm_cell, "blob": blob_cell}
+
+
+def universal_fields(family: str) -> dict[str, np.ndarray]:
+    """A file's `universal/*` fields, as SIB-CL writes them: the lattice vectors and, for the Fourier-sum family,
+    the orders G of `uccoefs` (a blob is not a Fourier sum: it has none)."""
+    fields = {"universal/rvecs": np.eye(2)}
+    if family == "gpm":
+        fields["universal/ucgvecs"] = GPM_ORDERS.astype(np.float64)
+    return fields

@@ -61,9 +61,21 @@ def label_fields(
         "mpbcal/efreq": freqs,
         "mpbcal/grpvel": grpvel,
         "mpbcal/bandgap": band_gaps(freqs),
-        "mpbcal/DOS": dos,
         "mpbcal/emptylattice": empty,
         "mpbcal/eldiff": freqs - empty,
+        **dos_fields(dos, eps_mean),
+    }
+
+
+def dos_fields(dos: np.ndarray, eps_mean: float) -> dict[str, np.ndarray]:
+    """The DOS and the forms SIB-CL's addDOSintoh5.py also stores: minus the empty lattice 2 pi w sqrt(eps_mean)
+    (DOSeldiff), divided by sqrt(eps_mean) (DOSn), and that minus 2 pi w (DOSeldiffn)."""
+    scale = np.sqrt(eps_mean)
+    return {
+        "mpbcal/DOS": dos,
+        "mpbcal/DOSeldiff": dos - empty_lattice() * scale,
+        "mpbcal/DOSn": dos / scale,
+        "mpbcal/DOSeldiffn": dos / scale - empty_lattice(),
     }
 
 
