@@ -34,6 +34,28 @@ def verdict(a: Sequence[float], b: Sequence[float], paper_sign: int) -> str:
     return "within noise" if abs(d["diff"]) < 2 * d["se"] else agrees
 
 
+def bottom_line(verdicts: Sequence[str]) -> str:
+    """One sentence that sums up a table of `verdict` strings: how many agree or disagree beyond noise, how many
+    are within noise, and how many rest on one seed."""
+    if not verdicts:
+        return "**Bottom line:** no comparison with the paper here yet."
+    kinds = [  # (how to tell, singular, plural)
+        (lambda v: v == "agrees", "agrees with the paper beyond noise", "agree with the paper beyond noise"),
+        (lambda v: v == "disagrees", "disagrees beyond noise", "disagree beyond noise"),
+        (lambda v: v == "within noise", "is within noise", "are within noise"),
+        (lambda v: v == "no difference", "shows no difference", "show no difference"),
+        (lambda v: "one seed" in v, "rests on one seed (no verdict)", "rest on one seed (no verdict)"),
+    ]
+    parts = []
+    for test, one, many in kinds:
+        n = sum(map(test, verdicts))
+        if n:
+            parts.append(f"{n} {one if n == 1 else many}")
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    total = len(verdicts)
+    return f"**Bottom line:** of {total} comparison{'' if total == 1 else 's'}, {listed}."
+
+
 def mean_sd(values: Sequence[float]) -> str:
     """'mean ± sample sd' over seeds, or the one value."""
     return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
@@ -45,20 +67,22 @@ METRICS = {"probe": lambda m: m["linear_probe_top1"]["mean"], "kNN": lambda m: m
 def seed_comparison(groups: dict[str, tuple[dict[int, dict], dict[int, dict]]], names: tuple[str, str]) -> str:
     """A Markdown table of base vs E-variant over pretraining seeds, per group (a tier, a pipeline) and metric
     (each run's linear-probe mean, and its final kNN): mean ± sd (seeds), the difference ± its standard error
-    and the verdict on the paper's claim that the E-variant is better. `groups` maps a label to the
-    (base, E-variant) pretraining records by seed."""
+    and the verdict on the paper's claim that the E-variant is better; then its bottom line. `groups` maps a label
+    to the (base, E-variant) pretraining records by seed."""
     lines = [
         f"| | metric | {names[0]} (seeds) | {names[1]} (seeds) | difference ± s.e. | verdict |",
         "|---|---|---|---|---|---|",
     ]
+    verdicts = []
     for label, (base, equi) in groups.items():
         for metric, get in METRICS.items():
             b = [get(base[seed]["metrics"]) for seed in sorted(base)]
             a = [get(equi[seed]["metrics"]) for seed in sorted(equi)]
             d = difference(a, b)
             se = f" ± {d['se']:.2f}" if d["se"] is not None else ""
+            verdicts.append(verdict(a, b, +1))
             lines.append(
                 f"| {label} | {metric} | {mean_sd(b)} ({len(b)}) | {mean_sd(a)} ({len(a)}) | {d['diff']:+.2f}{se} "
-                f"| {verdict(a, b, +1)} |"
+                f"| {verdicts[-1]} |"
             )
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + bottom_line(verdicts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -129,9 +130,15 @@ def grouped_bars(
 
 
 def element_panel(
-    images: np.ndarray, group: Group, k: int, encoders: Mapping[str, nn.Module], device: torch.device
+    images: np.ndarray,
+    group: Group,
+    k: int,
+    encoders: Mapping[str, nn.Module],
+    device: torch.device,
+    names: Sequence[str] | None = None,
 ) -> plt.Figure:
-    """What element k of `group` does to some images, and how similar each encoder finds f(x) and f(g x)."""
+    """What element k of `group` does to some images (titled with their class `names`, if given), and how similar
+    each encoder finds f(x) and f(g x)."""
     x = to_pixels(torch.from_numpy(images))
     moved = group.apply(x, k)
     fig = plt.figure(figsize=(1.2 * len(x) + 0.5, 3.6))
@@ -140,6 +147,8 @@ def element_panel(
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(as_hwc(moved[i]), interpolation="nearest")
         ax.axis("off")
+        if names is not None:
+            ax.set_title(names[i], fontsize=7)
     ax = fig.add_subplot(grid[1, :])
     width = 0.8 / len(encoders)
     for j, (label, enc) in enumerate(encoders.items()):
@@ -170,21 +179,28 @@ def explorer(
     encoders: Mapping[str, nn.Module],
     device: torch.device,
     max_elements: int = 6,
+    names: Sequence[str] | None = None,
 ):
-    """Tabs (transformation) of tabs (element, up to `max_elements` per group), each a pre-rendered panel.
+    """Tabs (transformation) of tabs (element, up to `max_elements` per group), each a pre-rendered panel; with
+    the images' class `names`, each panel titles its images with them and carries one DOM class `essl-class-NAME`
+    per class shown, so a browser test can read what a reader sees (a tooltip would break: the widgets'
+    JavaScript reads an Image's missing description for it).
 
     Every choice is rendered up front, so the widget works without a kernel in the static HTML book (the saved
     widget state holds all panels) and just the same in Colab.
     """
     import ipywidgets as widgets
 
+    def panel(g: Group, k: int):
+        image = widgets.Image(value=figure_png(element_panel(images, g, k, encoders, device, names)), format="png")
+        for name in dict.fromkeys(names or ()):
+            image.add_class(f"essl-class-{name}")
+        return image
+
     outer = widgets.Tab()
     outer.children = [
         widgets.Tab(
-            children=[
-                widgets.Image(value=figure_png(element_panel(images, g, k, encoders, device)), format="png")
-                for k in shown_elements(g, max_elements)
-            ],
+            children=[panel(g, k) for k in shown_elements(g, max_elements)],
             titles=[g.element_names[k] for k in shown_elements(g, max_elements)],
         )
         for g in groups.values()
@@ -218,6 +234,64 @@ def seed_points(groups: Mapping[str, tuple[dict[int, dict], dict[int, dict]]], n
         ax.set_title(f"{metric}: each seed, mean ± sd", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     return grid.figure
+
+
+def study_knn(summary: Mapping[tuple[str, str | None], dict], keys: Sequence[str]) -> plt.Figure:
+    """The transformation study's kNN accuracy: left, each seed's run per transformation and variant with its
+    mean ± sd, beside the baseline's mean ± sd (line and band); right, each variant's difference from the baseline
+    with twice its standard error (`verdict.difference`), the interval the verdict reads: it counts only when it
+    misses 0. `summary` is `study.summarise`'s."""
+    import pandas as pd
+    import seaborn as sns
+    import seaborn.objects as so
+
+    from .verdict import difference
+
+    variants = ("I-SSL", "E-SSL")
+    base = summary[("baseline", None)]
+    runs = pd.DataFrame(
+        [
+            {"transformation": k, "variant": v, "kNN accuracy (%)": value}
+            for k in keys
+            for v in variants
+            if (v, k) in summary
+            for value in summary[(v, k)]["values"]
+        ]
+    )
+    deltas = []
+    for k in keys:
+        for v in variants:
+            if (v, k) in summary:
+                d = difference(summary[(v, k)]["values"], base["values"])
+                half = 2 * d["se"] if d["se"] is not None else 0.0
+                deltas.append({"transformation": k, "variant": v, "difference": d["diff"], "low": d["diff"] - half,
+                               "high": d["diff"] + half})  # fmt: skip
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6))
+    colours = {"I-SSL": "tab:blue", "E-SSL": "tab:orange"}
+    order = {"order": list(keys), "hue_order": list(variants), "palette": colours}
+    sns.stripplot(data=runs, x="transformation", y="kNN accuracy (%)", hue="variant", dodge=True, jitter=False,
+                  alpha=0.5, size=5, ax=left, **order)  # fmt: skip
+    summary_marks = dict(errorbar="sd", markers="_", markersize=14, linestyle="none", capsize=0.1, legend=False)
+    sns.pointplot(data=runs, x="transformation", y="kNN accuracy (%)", hue="variant", dodge=0.4, ax=left, **order,
+                  **summary_marks)  # fmt: skip
+    left.axhline(base["mean"], color="k", lw=1.2, label="baseline (crops only)")
+    left.axhspan(base["mean"] - base["std"], base["mean"] + base["std"], color="k", alpha=0.1)
+    left.set_title("each seed, and mean ± sd", fontsize=9)
+    left.legend(fontsize=7)
+    plot = so.Plot(pd.DataFrame(deltas), x="transformation", y="difference", ymin="low", ymax="high",
+                   color="variant")  # fmt: skip
+    plot = plot.add(so.Range(), so.Dodge(), legend=False).add(so.Dot(), so.Dodge(), legend=False)
+    with warnings.catch_warnings():  # seaborn 0.13's objects interface passes pandas 3 a deprecated keyword
+        warnings.filterwarnings("ignore", message="The copy keyword is deprecated")
+        plot.scale(color=so.Nominal(colours, order=list(variants))).on(right).plot()
+    right.axhline(0.0, color="k", lw=1)
+    right.set_ylabel("kNN minus baseline (points)")
+    right.set_title("difference from the baseline ± 2 s.e. (the verdict's interval)", fontsize=9)
+    for ax in (left, right):
+        ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def markdown_table(rows: list[dict], digits: int = 3) -> str:

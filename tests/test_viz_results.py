@@ -19,6 +19,7 @@ from essl_core.viz import (
     grouped_bars,
     prediction_grid,
     seed_points,
+    study_knn,
 )
 
 
@@ -48,6 +49,29 @@ def test_explorer_prerenders_every_element(small_cifar):
     assert png.startswith(b"\x89PNG")
     w = explorer(small_cifar.test_x[:2], {"rotation": ROTATION}, {"r": enc}, torch.device("cpu"))
     assert list(w.titles) == ["four-fold rotation"] and len(w.children[0].children) == 4
+    named = explorer(small_cifar.test_x[:3], {"rotation": ROTATION}, {"r": enc}, torch.device("cpu"),
+                     names=["cat", "ship", "cat"])  # fmt: skip
+    assert named.children[0].children[2]._dom_classes == ("essl-class-cat", "essl-class-ship")
+    fig = element_panel(small_cifar.test_x[:2], ROTATION, 1, {"r": enc}, torch.device("cpu"), names=["cat", "ship"])
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["cat", "ship"]
+    plt.close("all")
+
+
+def test_study_knn_shows_each_seed_and_the_verdicts_interval():
+    from essl_core.verdict import difference
+
+    def runs(*values):
+        return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "values": list(values)}
+
+    summary = {("baseline", None): runs(30.0, 31.0, 29.0), ("I-SSL", "hflip"): runs(32.0, 33.0, 31.0),
+               ("E-SSL", "hflip"): runs(29.0, 30.0, 31.0), ("E-SSL", "rotation"): runs(35.0, 34.0, 36.0)}  # fmt: skip
+    fig = study_knn(summary, ["hflip", "rotation"])
+    left, right = fig.axes[:2]
+    assert len(left.collections[0].get_offsets()) == 3  # one point per seed
+    d = difference([35.0, 34.0, 36.0], [30.0, 31.0, 29.0])
+    intervals = sorted(tuple(seg[:, 1]) for seg in right.collections[0].get_segments())  # one per variant
+    assert len(intervals) == 3 and intervals[-1] == pytest.approx((d["diff"] - 2 * d["se"], d["diff"] + 2 * d["se"]))
+    plt.close(fig)
 
 
 def test_the_architecture_diagram_draws_every_part_and_both_losses():

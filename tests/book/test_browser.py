@@ -94,5 +94,8 @@ def test_explorer_shows_every_choice_without_a_kernel(server, browser):
     page.wait_for_timeout(300)
     shown = page.locator("article .widget-image:visible")
     assert shown.count() == 1 and shown.first.get_attribute("src") != first
+    # The panel names its images' classes (also in its titles): a class-balanced sample, not six airplanes.
+    classes = [c for c in shown.first.get_attribute("class").split() if c.startswith("essl-class-")]
+    assert len(classes) > 1, classes
     page.screenshot(path=str(SHOTS / "explorer_inverted.png"), full_page=True)
     page.close()
