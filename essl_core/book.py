@@ -96,12 +96,14 @@ def pretrained(recipe_name: str, quiet: bool = True) -> tuple[Method, dict]:
 
 
 def published_version() -> tuple[str, str]:
-    """The repository and the branch or tag the published book belongs to: `repository.url` and
-    `repository.branch` of `_config.yml`, the one place that sets them (Colab's launch links use them too)."""
+    """The repository and the pinned version the published book belongs to: `repository.url` and
+    `repository.branch` of `_config.yml`, the one place that sets them (Colab's launch links use them too). The
+    version is a release tag or a full commit hash, never a moving branch, so a reader runs exactly the code
+    that was published, whoever controls the address later."""
     import yaml
 
     repository = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
-    return repository["url"], repository["branch"]
+    return repository["url"], str(repository["branch"])
 
 
 def install_cell(chapter: str) -> str:
@@ -125,9 +127,11 @@ def install_cell(chapter: str) -> str:
         f'REPOSITORY, VERSION = "{url}", "{version}"',
         'if "google.colab" in sys.modules or os.environ.get("ESSL_BOOK_INSTALL"):',
         '    book_root = os.environ.get("ESSL_BOOK_DIR", "/content/essl-book")',
-        "    if not os.path.exists(book_root):",
+        "    if not os.path.exists(book_root):  # the pinned version alone: a tag or a full commit hash",
         '        source = os.environ.get("ESSL_BOOK_SOURCE", REPOSITORY)',
-        "        !git clone -q --depth 1 --branch {VERSION} {source} {book_root}",
+        '        version = os.environ.get("ESSL_BOOK_VERSION", VERSION)',
+        "        !git init -q {book_root}",
+        "        !cd {book_root} && git fetch -q --depth 1 {source} {version} && git checkout -q FETCH_HEAD",
         "    sys.path.insert(0, book_root)  # importable now (pip install -e needs a restart)",
         '    os.environ.setdefault("ESSL_DATA", f"{book_root}/data")',
     ]

@@ -39,6 +39,24 @@ def test_every_chapter_has_the_written_install_cell(path):
     assert chapter_cell(path) == install_cell(path.stem), "run `python scripts/install_cells.py`"
 
 
+def test_the_published_version_is_a_pin_that_exists():
+    """A branch name moves (and on an address that is not ours, anyone could move it): the install cell fetches a
+    release tag or a full commit hash, and it must be one this repository holds."""
+    import re
+
+    from essl_core.book import published_version
+
+    version = published_version()[1]
+    assert version not in ("main", "master"), "a branch moves: pin a release tag or a full commit hash"
+    tags = subprocess.run(["git", "tag", "--list"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    if not re.fullmatch(r"[0-9a-f]{40}", version):
+        if not tags:
+            pytest.skip(f"the pin is tag {version!r}, and this clone holds no tags to check it against")
+        assert version in tags, f"{version!r} is neither a tag of this repository nor a full commit hash"
+    found = subprocess.run(["git", "cat-file", "-e", f"{version}^{{commit}}"], cwd=REPO, capture_output=True)
+    assert found.returncode == 0, f"{version} is not a commit of this repository"
+
+
 @pytest.mark.parametrize("chapter", ["intro", "imagenet", "photonics"])
 def test_the_install_cell_makes_the_library_importable_in_the_same_interpreter(
     chapter, tmp_path, cifar_root, imagenette_root
@@ -46,12 +64,15 @@ def test_the_install_cell_makes_the_library_importable_in_the_same_interpreter(
     (tmp_path / "cell.py").write_text(chapter_cell(REPO / "book" / f"{chapter}.ipynb"))
     (tmp_path / "runner.py").write_text(RUNNER)
     book_root = tmp_path / "essl-book"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     env = {
         **os.environ,
         # -S and this path: the packages without their .pth hooks, so no editable install of essl_core is seen.
         "PYTHONPATH": os.pathsep.join(site.getsitepackages()),
         "ESSL_BOOK_INSTALL": "1",
         "ESSL_BOOK_SOURCE": str(REPO),
+        # This commit's library and chapters, not the last release's: what the test is about is this code.
+        "ESSL_BOOK_VERSION": head,
         "ESSL_BOOK_DIR": str(book_root),
         "ESSL_DATA": str(imagenette_root if chapter == "imagenet" else cifar_root),
     }
