@@ -72,21 +72,35 @@ def sweep_plot(
     ylabel: str,
     scale: float = 100.0,
 ) -> plt.Figure:
-    """One panel per key (e.g. dataset), one line per series (e.g. method) of mean +- std against a count on a
-    log axis (e.g. labelled cells); values are multiplied by `scale` (100: fractions shown as percent)."""
+    """One panel per key (e.g. dataset), one seaborn line per series (e.g. method) against a count on a log axis
+    (e.g. labelled cells): every run as a faint point, the mean with ± sd bars over its `values`; a series
+    without runs (n = 0, e.g. the trivial baseline) is a dashed line. Values are multiplied by `scale` (100:
+    fractions shown as percent)."""
+    import pandas as pd
+    import seaborn as sns
+
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
     for ax, (panel, series) in zip(axes[0], panels.items(), strict=True):
-        for name, points in series.items():
-            xs = sorted(points)
-            ys = [scale * points[x]["mean"] for x in xs]
-            errs = [scale * points[x]["std"] for x in xs]
-            ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=labels.get(name, name))
+        rows = [
+            {"count": x, ylabel: scale * v, "series": labels.get(name, name), "runs": bool(points[x].get("n", 1))}
+            for name, points in series.items()
+            for x in sorted(points)
+            for v in points[x].get("values", [points[x]["mean"]])
+        ]
+        data = pd.DataFrame(rows)
+        palette = dict(zip(data["series"].unique(), sns.color_palette(n_colors=data["series"].nunique()), strict=True))
+        runs, fixed = data[data["runs"]], data[~data["runs"]]
+        sns.lineplot(data=runs, x="count", y=ylabel, hue="series", palette=palette, marker="o", errorbar="sd",
+                     err_style="bars", err_kws={"capsize": 3}, ax=ax)  # fmt: skip
+        sns.scatterplot(data=runs, x="count", y=ylabel, hue="series", palette=palette, alpha=0.25, s=14, ax=ax,
+                        legend=False)  # fmt: skip
+        if len(fixed):
+            sns.lineplot(data=fixed, x="count", y=ylabel, hue="series", palette=palette, linestyle="--", ax=ax)
         ax.set_xscale("log")
-        counts = sorted({x for points in series.values() for x in points})
+        counts = sorted(data["count"].unique())
         ax.set_xticks(counts, [str(x) for x in counts])
         ax.minorticks_off()
         ax.set_xlabel("labelled cells")
-        ax.set_ylabel(ylabel)
         ax.set_title(panel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -20,6 +20,7 @@ from essl_core.viz import (
     prediction_grid,
     seed_points,
     study_knn,
+    sweep_plot,
 )
 
 
@@ -71,6 +72,27 @@ def test_study_knn_shows_each_seed_and_the_verdicts_interval():
     d = difference([35.0, 34.0, 36.0], [30.0, 31.0, 29.0])
     intervals = sorted(tuple(seg[:, 1]) for seg in right.collections[0].get_segments())  # one per variant
     assert len(intervals) == 3 and intervals[-1] == pytest.approx((d["diff"] - 2 * d["se"], d["diff"] + 2 * d["se"]))
+    plt.close(fig)
+
+
+def test_sweep_plot_draws_each_run_the_mean_with_sd_and_a_runless_baseline_dashed():
+    panels = {
+        "blob": {
+            "simclr": {100: {"mean": 0.05, "std": 0.01, "n": 2, "values": [0.04, 0.06]},
+                       300: {"mean": 0.03, "std": 0.0, "n": 2, "values": [0.03, 0.03]}},
+            "trivial": {100: {"mean": 0.07, "std": 0.0, "n": 0, "values": [0.07]},
+                        300: {"mean": 0.07, "std": 0.0, "n": 0, "values": [0.07]}},
+        }
+    }  # fmt: skip
+    fig = sweep_plot(panels, {"simclr": "SimCLR", "trivial": "trivial"}, "error (%)")
+    ax = fig.axes[0]
+    means = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert list(means[0].get_ydata()) == pytest.approx([5.0, 3.0])  # the mean, in percent
+    points = next(c for c in ax.collections if type(c).__name__ == "PathCollection").get_offsets().tolist()
+    assert sorted(map(tuple, points)) == [(100, 4.0), (100, 6.0), (300, 3.0), (300, 3.0)]  # every run
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--" and len(line.get_ydata())]
+    assert len(dashed) == 1 and list(dashed[0].get_ydata()) == pytest.approx([7.0, 7.0])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["SimCLR", "trivial"]
     plt.close(fig)
 
 
