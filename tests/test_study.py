@@ -123,3 +123,17 @@ def test_summary_and_claim_verdicts():
     assert rows[("grayscale", "invariance")]["ours"] == "no difference" and ("grayscale", "equivariance") not in rows
     claims["rotation"]["invariance"] = "helps"
     assert study.claim_rows(summary, claims)[0]["ours"] == "disagrees"
+
+
+def test_measures_prefer_runs_measured_on_a_class_balanced_sample():
+    def run(seed: int, similarity: float, balanced: bool) -> dict:
+        record = {"study": {"variant": "E-SSL", "transformation": "rotation", "seed": seed}}
+        record["metrics"] = {"measures": {"rotation": {"similarity": similarity}}}
+        if balanced:
+            record["metrics"]["measured_on"] = "500 test images, class-balanced"
+        return record
+
+    old = [run(42, 0.9, False), run(43, 0.7, False)]  # airplanes alone
+    assert study.variant_measure(old, "E-SSL", "rotation", "similarity") == pytest.approx(0.8)
+    mixed = [*old, run(44, 0.2, True)]
+    assert study.variant_measure(mixed, "E-SSL", "rotation", "similarity") == pytest.approx(0.2)
