@@ -22,7 +22,10 @@ def _launch(*args, processes: int = 2, ok: bool = True) -> subprocess.CompletedP
     if processes == 1:
         cmd = [sys.executable, "-m", "tests.ddp_run", *map(str, args)]
     else:
+        # A 2 s monitor interval: torchrun stops the other ranks soon after one exits, and on a loaded machine its
+        # default 0.1 s could kill rank 0 before it reports the lost peer (seen once beside two background runs).
         torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+        torchrun += ["--monitor-interval", "2"]
         cmd = [sys.executable, *torchrun, "-m", "tests.ddp_run", *map(str, args)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert (proc.returncode == 0) == ok, proc.stderr[-3000:]
