@@ -63,10 +63,10 @@ def test_colab_launch_buttons_point_at_the_configured_repository(html_dir):
 
     from .conftest import REPO
 
-    url = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]
-    repo_path = url.removeprefix("https://github.com/")
+    repository = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
+    repo_path, pin = repository["url"].removeprefix("https://github.com/"), repository["branch"]
     text = (html_dir / "book" / "essl_method.html").read_text()
-    assert f"colab.research.google.com/github/{repo_path}/blob/main/book/essl_method.ipynb" in text
+    assert f"colab.research.google.com/github/{repo_path}/blob/{pin}/book/essl_method.ipynb" in text  # the pin
 
 
 @pytest.mark.parametrize("page", [p for p in toc_pages() if p != "book/references"])
