@@ -48,6 +48,8 @@ def test_every_step_writes_its_record(cifar_root, tmp_path, monkeypatch):
     assert (pair["config"]["augment"], main["config"]["augment"]) == ("reference", "batched")
     assert pair["config"]["seed"] == main["config"]["seed"] and pair["config"]["epochs"] == main["config"]["epochs"]
     assert records["bench-cifar10-esimclr-smoke-cpu.json"]["metrics"]["failures"] == {}
+    solver = records["photonics-solver-cpu.json"]["summary"]  # this device's solver and all CPU cores' data script
+    assert solver["ours_cells_per_s"] > 0 and solver["cpu_all_cores_cells_per_s"] > 0 and solver["cpu_workers"] >= 1
 
 
 def test_failures_inside_the_benchmark_and_of_whole_steps_are_recorded_and_the_rest_still_runs(

@@ -1,18 +1,22 @@
 """Our plane-wave solver against MPB on the paper's labelling job, side by side.
 
-    python -m essl_core.photonics.compare [--cells 3] [--device cpu|cuda] [--record-dir book/results]
+    python -m essl_core.photonics.compare [--cells 3] [--device cpu|cuda] [--all-cores N] [--record-dir book/results]
 
 For generated cells of both families: CPU-seconds per cell for the full label (625 k-points, 10 TM bands,
 group velocities) by MPB at resolution 32 and by ours (121 plane waves, symmetry-reduced grid), the relative
 deviation of the eigenfrequencies, the largest velocity difference, and the deviation of the DOS curve computed
-by the same GGR pipeline from each solver's bands. Both run on one thread.
+by the same GGR pipeline from each solver's bands. Both run on one thread. With `--all-cores N`, also the
+cells/s of the data script labelling N cells on every CPU core of the machine (one process per core), the rate
+to hold against ours on `--device cuda`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from ..results import make_record, provenance, write_record
 from .cells import FAMILIES
 from .dataset import K_GRID, N_MAX, label_fields
 from .dos import dos_curve
+from .generate import generate
 from .mpb import mpb_available, mpb_bands, mpb_python
 from .pwe import kgrid
 
@@ -69,8 +74,20 @@ def pick_frontend(choice: str) -> str | None:
     return choice
 
 
-def run_compare(cells: int, device: torch.device, frontend: str | None, seed: int = 2026) -> dict:
-    """Compare on `cells` cells of each family; returns a `photonics-solver` record."""
+def all_cores_rate(cells: int, workers: int, seed: int = 2026) -> float:
+    """Cells/s of the data script's labelling on `workers` CPU processes of one thread each: a labelled gpm file
+    of `cells` cells made end to end by `generate`, the processes' start included, as a user makes data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        generate("gpm", cells, Path(tmp) / "cells.h5", seed=seed, workers=workers, progress=False)
+        return cells / (time.perf_counter() - start)
+
+
+def run_compare(
+    cells: int, device: torch.device, frontend: str | None, seed: int = 2026, all_cores_cells: int = 0
+) -> dict:
+    """Compare on `cells` cells of each family (and, with `all_cores_cells`, time the data script on every CPU
+    core); returns a `photonics-solver` record."""
     torch.set_num_threads(1)
     with_mpb = frontend is not None
     if not with_mpb:
@@ -106,7 +123,13 @@ def run_compare(cells: int, device: torch.device, frontend: str | None, seed: in
             f"MPB {summary['mpb_cpu_s_per_cell']:.2f} CPU-s per cell, ours {summary['ours_cpu_s_per_cell']:.2f}: "
             f"ratio {summary['speedup_cpu_s']:.1f}x; median frequency deviation {100 * summary['freq_rel_median']:.3f}%"
         )
+    if all_cores_cells:
+        workers = os.cpu_count() or 1
+        summary["cpu_all_cores_cells_per_s"] = all_cores_rate(all_cores_cells, workers, seed)
+        summary["cpu_workers"] = workers
+        print(f"data script on {workers} CPU processes: {summary['cpu_all_cores_cells_per_s']:.2f} cells/s")
     config = {"cells_per_family": cells, "seed": seed, "k_grid": K_GRID, "plane_waves": (2 * N_MAX + 1) ** 2}
+    config["all_cores_cells"] = all_cores_cells or None
     config["mpb"] = f"MPB {frontend} front end, resolution 32, 10 TM bands, group velocities" if with_mpb else None
     return make_record("photonics-solver", config=config, summary=summary, cells=rows, provenance=provenance(device))
 
@@ -116,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=3, help="cells per family")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mpb", choices=["auto", "python", "scheme"], default="auto", help="MPB front end to time")
+    parser.add_argument("--all-cores", type=int, default=0, metavar="N", help="also label N cells on every CPU core")
     parser.add_argument("--record-dir", type=Path)
     args = parser.parse_args(argv)
 
     def command() -> None:
         device = resolve_device(args.device)
-        record = run_compare(args.cells, device, pick_frontend(args.mpb))
+        record = run_compare(args.cells, device, pick_frontend(args.mpb), all_cores_cells=args.all_cores)
         if args.record_dir:
             print(write_record(args.record_dir / record_file("photonics-solver", device.type), record))
 
