@@ -112,7 +112,9 @@ def run_study(
         bar.set_postfix_str(name)
         record = pretrain(recipe, run_dir, data_root=data_root, device=device, progress=False)
         record["study"] = {"variant": variant, "transformation": transformation, "seed": seed}
-        if "measures" not in record["metrics"]:
+        # A run measured before the class-balanced sample (no `measured_on`: airplanes alone) is measured again
+        # from its trained encoder; training is never repeated for it.
+        if "measured_on" not in record["metrics"]:
             model = load_trained_model(run_dir, dev)
             record["metrics"]["measures"] = measure_encoder(model.backbone, measure_images, dev, steps)
             record["metrics"]["measured_on"] = f"{n_images} test images, class-balanced"

@@ -90,6 +90,17 @@ def test_study_runs_measures_and_reuses_its_runs(cifar_root, tmp_path, monkeypat
     monkeypatch.setattr(Trainer, "fit", lambda self: pytest.fail("a finished run was trained again"))
     again = study.run_study("smoke", **kwargs)
     assert [r["metrics"] for r in again] == [r["metrics"] for r in records]
+    # A run measured before the class-balanced sample is measured again, not retrained.
+    from essl_core.layout import RESULT, study_run_dir, study_run_name
+    from essl_core.results import read_record, write_record
+
+    result = study_run_dir(tmp_path / "runs", "smoke", study_run_name("baseline", None, 42)) / RESULT
+    old = read_record(result)
+    del old["metrics"]["measured_on"]
+    old["metrics"]["measures"] = {"jigsaw": "airplanes"}
+    write_record(result, old)
+    remeasured = study.run_study("smoke", **kwargs)[0]["metrics"]
+    assert remeasured["measured_on"] and remeasured["measures"] == records[0]["metrics"]["measures"]
 
 
 def _record(variant, transformation, seed, knn):
