@@ -223,6 +223,10 @@ def explorer(
     return outer
 
 
+# seaborn's pointplot as a mean ± sd mark over the runs drawn beside it (the figures of seed_points and study_knn)
+MEAN_SD_MARKS = dict(errorbar="sd", markers="_", linestyle="none", capsize=0.1, legend=False)
+
+
 def seed_points(groups: Mapping[str, tuple[dict[int, dict], dict[int, dict]]], names: tuple[str, str]) -> plt.Figure:
     """Each pretraining seed's linear probe and kNN accuracy, base against E-variant, per group (a tier, a
     pipeline), with each side's mean and sample standard deviation: the runs behind `verdict.seed_comparison`."""
@@ -242,9 +246,8 @@ def seed_points(groups: Mapping[str, tuple[dict[int, dict], dict[int, dict]]], n
     grid = sns.catplot(data=data, x="group", y="accuracy (%)", hue="method", col="metric", kind="strip", dodge=True,
                        height=3.0, aspect=1.1, sharey=False, jitter=False, size=6, alpha=0.6)  # fmt: skip
     for ax, metric in zip(grid.axes.flat, METRICS, strict=True):
-        summary = dict(errorbar="sd", markers="_", markersize=18, linestyle="none", capsize=0.1, legend=False)
         sns.pointplot(data=data[data.metric == metric], x="group", y="accuracy (%)", hue="method", dodge=0.4, ax=ax,
-                      **summary)  # fmt: skip
+                      markersize=18, **MEAN_SD_MARKS)  # fmt: skip
         ax.set_title(f"{metric}: each seed, mean ± sd", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     return grid.figure
@@ -263,31 +266,27 @@ def study_knn(summary: Mapping[tuple[str, str | None], dict], keys: Sequence[str
 
     variants = ("I-SSL", "E-SSL")
     base = summary[("baseline", None)]
+    pairs = [(k, v) for k in keys for v in variants if (v, k) in summary]
     runs = pd.DataFrame(
         [
             {"transformation": k, "variant": v, "kNN accuracy (%)": value}
-            for k in keys
-            for v in variants
-            if (v, k) in summary
+            for k, v in pairs
             for value in summary[(v, k)]["values"]
         ]
     )
     deltas = []
-    for k in keys:
-        for v in variants:
-            if (v, k) in summary:
-                d = difference(summary[(v, k)]["values"], base["values"])
-                half = 2 * d["se"] if d["se"] is not None else 0.0
-                deltas.append({"transformation": k, "variant": v, "difference": d["diff"], "low": d["diff"] - half,
-                               "high": d["diff"] + half})  # fmt: skip
+    for k, v in pairs:
+        d = difference(summary[(v, k)]["values"], base["values"])
+        half = 2 * d["se"] if d["se"] is not None else 0.0
+        deltas.append({"transformation": k, "variant": v, "difference": d["diff"], "low": d["diff"] - half,
+                       "high": d["diff"] + half})  # fmt: skip
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6))
     colours = {"I-SSL": "tab:blue", "E-SSL": "tab:orange"}
     order = {"order": list(keys), "hue_order": list(variants), "palette": colours}
     sns.stripplot(data=runs, x="transformation", y="kNN accuracy (%)", hue="variant", dodge=True, jitter=False,
                   alpha=0.5, size=5, ax=left, **order)  # fmt: skip
-    summary_marks = dict(errorbar="sd", markers="_", markersize=14, linestyle="none", capsize=0.1, legend=False)
     sns.pointplot(data=runs, x="transformation", y="kNN accuracy (%)", hue="variant", dodge=0.4, ax=left, **order,
-                  **summary_marks)  # fmt: skip
+                  markersize=14, **MEAN_SD_MARKS)  # fmt: skip
     left.axhline(base["mean"], color="k", lw=1.2, label="baseline (crops only)")
     left.axhspan(base["mean"] - base["std"], base["mean"] + base["std"], color="k", alpha=0.1)
     left.set_title("each seed, and mean ± sd", fontsize=9)
