@@ -221,3 +221,26 @@ def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_
     assert [r["config"]["recipe"]["shared_head_norm"] for r in again] == [False, False]
     assert {r["config"]["recipe"]["shared_head_norm"] for r in records} == {True}
     assert len(list((tmp_path / "runs").iterdir())) == 2  # one folder per settings and data
+
+
+def test_fine_tuning_evaluates_at_the_step_interval_on_the_same_trajectory():
+    from essl_core.photonics.dataset import PhcData
+    from essl_core.photonics.loops import finetune
+
+    def cells(n: int, seed: int) -> PhcData:
+        return PhcData(_cells(n, seed), torch.rand(n, 400, generator=torch.Generator().manual_seed(seed)), "test")
+
+    # 8 labels at batch 4: 2 steps an epoch, 6 epochs. Evaluating is deterministic and draws nothing, so the
+    # sparse curve must be the every-epoch curve read at its epochs: the same training, fewer evaluations.
+    settings = {"finetune_epochs": 6, "finetune_batch": 4, "width": 0.125}
+    mode, data = get_mode("blob", "none"), (cells(8, 1), cells(4, 2), cells(4, 3))
+    runs = {}
+    for k in (0, 3):
+        recipe = get_photonics_recipe("smoke", {**settings, "finetune_eval_steps": k})
+        runs[k] = finetune(None, mode, recipe, *data, seed=5, device=torch.device("cpu"))
+    assert runs[0]["epoch"] == [0, 1, 2, 3, 4, 5, 6]  # 0: before every epoch and after the last (official)
+    assert runs[3]["epoch"] == [0, 2, 4, 6]  # at least 3 steps since the last evaluation, and the end
+    for key in ("val", "test"):
+        assert runs[3][key] == [runs[0][key][e] for e in runs[3]["epoch"]]
+    with pytest.raises(EsslError, match="steps >= 0"):
+        get_photonics_recipe("smoke", {"finetune_eval_steps": -1})

@@ -37,6 +37,10 @@ class PhotonicsRecipe:
     # label counts), so a sweep over labels does not also sweep the optimisation (100 labels at batch 64 would get
     # 2 steps per epoch).
     finetune_min_steps: int = 0
+    # Ours, off at the paper's tier: evaluate (validation and test) only once at least this many optimiser steps
+    # have passed since the last evaluation, and after the last epoch; 0 evaluates before every epoch, as the
+    # official loop does. At 100 labels an epoch is 2 steps, and one evaluation costs more than both.
+    finetune_eval_steps: int = 0
     # The official heads reuse one BatchNorm1d at both hidden layers of the projector and of the E-classifier;
     # False gives each layer its own (ours before; affine parameters and running statistics not shared).
     shared_head_norm: bool = True
@@ -73,7 +77,7 @@ class PhotonicsRecipe:
             (min(self.test, self.val, self.train_pool, self.batch_ssl, self.finetune_batch) >= 1, "sizes must be >= 1"),
             (self.label_counts and max(self.label_counts) <= self.train_pool, "label_counts must be <= train_pool"),
             (bool(self.seeds) and min(self.pretrain_epochs, self.finetune_epochs) >= 1, "seeds and epochs needed"),
-            (bool(self.pretrain_seeds) and self.finetune_min_steps >= 0, "pretrain_seeds needed, min steps >= 0"),
+            (bool(self.pretrain_seeds) and min(self.finetune_min_steps, self.finetune_eval_steps) >= 0, "steps >= 0"),
             (self.lmbd >= 0 and min(self.pretrain_lr, self.finetune_lr, self.width, self.temperature) > 0, "rates > 0"),
             (self.ggr_sampling in GGR_SAMPLINGS, f"ggr_sampling must be one of {', '.join(GGR_SAMPLINGS)}"),
         ]

@@ -117,7 +117,8 @@ def finetune(
     seed: int,
     device: torch.device,
 ) -> dict:
-    """Fine-tune encoder + DOS head; validation and test error before every epoch and after the last."""
+    """Fine-tune encoder + DOS head; validation and test error before the first epoch, before every epoch at
+    least `finetune_eval_steps` steps after the last evaluation (every epoch at 0), and after the last."""
     r, epochs = recipe, recipe.finetune_epochs_for(len(train))
     torch.manual_seed(seed)
     model = DosNet(r.width).to(device)
@@ -127,10 +128,14 @@ def finetune(
     baseline = eldiff_baseline().to(device)
     x, target = train.x.to(device), train.dos.to(device) - baseline
     gen = torch.Generator(device).manual_seed(seed)
-    curve = {"val": [], "test": []}
+    curve = {"epoch": [], "val": [], "test": []}
+    unevaluated = 0  # steps since the last evaluation
     for epoch in range(epochs + 1):
-        curve["val"].append(errors(model, val, baseline, device))
-        curve["test"].append(errors(model, test, baseline, device))
+        if epoch in (0, epochs) or unevaluated >= r.finetune_eval_steps:
+            curve["epoch"].append(epoch)
+            curve["val"].append(errors(model, val, baseline, device))
+            curve["test"].append(errors(model, test, baseline, device))
+            unevaluated = 0
         if epoch == epochs:
             break
         model.train()
@@ -140,4 +145,5 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            unevaluated += 1
     return curve
