@@ -186,8 +186,9 @@ def test_the_trivial_baseline_is_the_empty_lattice_s_error_beside_every_label_co
 
 def test_small_label_counts_get_the_minimum_number_of_fine_tuning_steps():
     cpu, full = get_photonics_recipe("cpu"), get_photonics_recipe("full")
-    # 100 labels at batch 64: 2 steps per epoch, so 200 epochs for 400 steps; 1,000 labels: the recipe's 25.
-    assert [cpu.finetune_epochs_for(n) for n in (100, 300, 1000)] == [200, 80, 25]
+    # 100 labels at batch 64: 2 steps per epoch, so 1,200 epochs for 2,400 steps; 1,000 labels: 16 per epoch.
+    assert [cpu.finetune_epochs_for(n) for n in (100, 300, 1000)] == [1200, 480, 150]
+    assert get_photonics_recipe("cpu", {"finetune_min_steps": 0}).finetune_epochs_for(100) == 25  # the recipe's
     assert {full.finetune_epochs_for(n) for n in (100, 3000)} == {100}  # the paper's schedule at its tier
 
 
@@ -205,7 +206,7 @@ def test_a_methods_runs_pool_over_pretraining_and_fine_tuning_seeds():
 def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_path):
     from essl_core.photonics.experiment import run_photonics
 
-    settings = {"pretrain_seeds": (1, 2), "pretrain_epochs": 1, "finetune_epochs": 1, "label_counts": (8,)}
+    settings = {"pretrain_seeds": (1, 2), "pretrain_epochs": 2, "finetune_epochs": 1, "label_counts": (8,)}
     recipe = get_photonics_recipe("smoke", settings)
     records = run_photonics(recipe, ("blob",), ("none", "simclr_ee"), device="cpu", data_dir=tmp_path / "data",
                             runs_root=tmp_path / "runs", record_dir=tmp_path / "records", progress=False)  # fmt: skip
@@ -214,11 +215,17 @@ def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_
     seeds = sorted((r["config"]["mode"], r["config"]["recipe"]["pretrain_seed"]) for r in records)
     assert seeds == [("none", 1), ("simclr_ee", 1), ("simclr_ee", 2)]
     assert all("trivial" in r for r in records)
+
+    def encoders(runs: list[dict]) -> set[tuple[str, ...]]:  # the encoders each fine-tuning run started from
+        return {(r["config"]["mode"], *sorted(s["curves"])) for r in runs for s in r["results"]["8"].values()}
+
+    assert encoders(records) == {("none", "0"), ("simclr_ee", "1", "2")}  # both kept encoders, as the official
     # Run again with another setting: a new run, never the finished one of other settings.
-    other = get_photonics_recipe("smoke", {**settings, "shared_head_norm": False})
+    other = get_photonics_recipe("smoke", {**settings, "shared_head_norm": False, "finetune_from_half": False})
     again = run_photonics(other, ("blob",), ("simclr_ee",), device="cpu", data_dir=tmp_path / "data",
                           runs_root=tmp_path / "runs", progress=False)  # fmt: skip
     assert [r["config"]["recipe"]["shared_head_norm"] for r in again] == [False, False]
+    assert encoders(again) == {("simclr_ee", "2")}  # finetune_from_half=False: the last encoder only
     assert {r["config"]["recipe"]["shared_head_norm"] for r in records} == {True}
     assert len(list((tmp_path / "runs").iterdir())) == 2  # one folder per settings and data
 

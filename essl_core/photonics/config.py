@@ -31,6 +31,9 @@ class PhotonicsRecipe:
     pretrain_seeds: tuple[int, ...] = (1,)  # one pretraining per seed (the official script pretrains once)
     width: float = 1.0  # encoder channel multiplier (1 = the paper's)
     pretrain_epochs: int = 200  # encoders are kept after half of them and after all
+    # The official script fine-tunes both kept encoders and selects over them; False fine-tunes only the last one
+    # (ours, at the cpu tier: half the fine-tuning time, so that each run can have the steps it needs).
+    finetune_from_half: bool = True
     batch_ssl: int = 256
     finetune_epochs: int = 100
     # Ours, off at the paper's tier: at least this many optimiser steps per fine-tuning run (more epochs for small

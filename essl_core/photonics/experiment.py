@@ -79,6 +79,9 @@ def run_mode(
         if mode.pretrain:
             unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
             pre = pretrain(mode, recipe, unlabelled, run_dir, device, progress)
+        encoders = pre["encoders"]
+        if mode.pretrain and not recipe.finetune_from_half:  # the last encoder only
+            encoders = {k: v for k, v in encoders.items() if int(k) == recipe.pretrain_epochs}
         results: dict[str, dict] = {}
         jobs = [(n, s) for n in recipe.label_counts for s in recipe.seeds]
         quiet = None if progress else True  # None: tqdm's own choice (no bar when stderr is not a terminal)
@@ -91,7 +94,7 @@ def run_mode(
                 train = splits.train_pool.subset(torch.arange(count))
                 curves = {
                     ep: finetune(state, mode, recipe, train, splits.val, splits.test, seed, device)
-                    for ep, state in pre["encoders"].items()
+                    for ep, state in encoders.items()
                 }
                 entry = {"curves": curves, "selected": select(curves)}
                 write_json(done, entry)
