@@ -10,7 +10,7 @@ import torch
 from essl_core import checkpoint
 from essl_core.errors import EsslError
 from essl_core.groups import HALF_TRANSLATION
-from essl_core.photonics.analysis import claim_rows, sweep
+from essl_core.photonics.analysis import claim_rows, settings_lines, sweep
 from essl_core.photonics.config import get_mode, get_photonics_recipe
 from essl_core.photonics.loops import pretrain
 from essl_core.photonics.models import DosNet, PhcEncoder, projector, transformation_classifier
@@ -201,6 +201,40 @@ def test_a_methods_runs_pool_over_pretraining_and_fine_tuning_seeds():
     pooled = sweep([seeded(1, [0.10, 0.12]), seeded(2, [0.14, 0.16])])["gpm"]["simclr_ee"][100]
     assert pooled["n"] == 4 and pooled["mean"] == pytest.approx(0.13)
     assert sorted(pooled["values"]) == pytest.approx([0.10, 0.12, 0.14, 0.16])
+
+
+def test_settings_lines_say_how_each_datasets_records_were_made():
+    def made(family, mode, epochs: dict[int, int], encoders, commit, recipe=None, trivial=True) -> dict:
+        record = _record(family, mode, {n: [0.05, 0.05, 0.05] for n in epochs})
+        for n, by_seed in record["results"].items():
+            curve = (
+                {"epoch": [0, epochs[int(n)]], "val": [0.1, 0.05]} if recipe else {"val": [0.1] * (epochs[int(n)] + 1)}
+            )
+            for entry in by_seed.values():
+                entry["curves"] = dict.fromkeys(encoders, curve)
+        record["config"]["recipe"] = recipe or {}
+        record["provenance"] = {"git": {"commit": commit * 40}}
+        return record | ({"trivial": {"test": 0.07}} if trivial else {})
+
+    new = {"finetune_batch": 64, "ggr_sampling": "points"}
+    records = [
+        made("blob", "none", {100: 1600, 1000: 200}, ["0"], "a", new),
+        made("blob", "simclr", {100: 1600, 1000: 200}, ["12"], "a", new),
+        made("blob", "simclr", {100: 1600, 1000: 200}, ["12"], "b", new),  # a second pretraining seed
+        made("gpm", "simclr", {100: 25, 300: 25}, ["6", "12"], "c", trivial=False),  # an old record
+    ]
+    lines = settings_lines(records)
+    assert lines["blob"] == (
+        "blob: 2 pretraining x 3 fine-tuning seeds per pretrained method; 100 and 1,000 labels; 3,200 fine-tuning "
+        "steps at every label count; the last encoder fine-tuned; commit aaaaaaa, bbbbbbb."
+    )
+    assert lines["gpm"].startswith(
+        "gpm: 1 pretraining x 3 fine-tuning seeds per pretrained method; 100 and 300 labels; 25 fine-tuning epochs "
+        "at every label count; both kept encoders fine-tuned; commit ccccccc. These records predate the trivial "
+        "baseline and the official data and heads"
+    )
+    records[1]["results"]["1000"]["0"]["curves"]["12"]["epoch"][-1] = 100  # 1,600 steps at 1,000 labels
+    assert "3,200 and 1,600 fine-tuning steps at 100 and 1,000 labels" in settings_lines(records[1:2])["blob"]
 
 
 def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_path):

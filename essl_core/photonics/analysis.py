@@ -3,6 +3,7 @@ project's one verdict (`essl_core.verdict`)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..layout import tier_records
@@ -42,6 +43,62 @@ def sweep(records: list[dict], protocol: str = "validation") -> dict[str, dict[s
     for (family, mode), results in pooled.items():
         out.setdefault(family, {})[mode] = {int(n): v[protocol] for n, v in summary(results).items()}
     return out
+
+
+def _listed(items: list) -> str:
+    words = [f"{v:,}" for v in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _first_entry(record: dict, count: int) -> dict:
+    return next(iter(record["results"][str(count)].values()))
+
+
+def _finetune_budget(record: dict, counts: list[int]) -> str:
+    """How long each label count was fine-tuned: steps where the record names its batch, else epochs (older
+    records), read from the validation curves (sparse curves name their epochs)."""
+    epochs = []
+    for n in counts:
+        curve = next(iter(_first_entry(record, n)["curves"].values()))
+        epochs.append(curve["epoch"][-1] if "epoch" in curve else len(curve["val"]) - 1)
+    batch = record["config"].get("recipe", {}).get("finetune_batch")
+    length, unit = (
+        ([e * math.ceil(n / batch) for e, n in zip(epochs, counts, strict=True)], "steps")
+        if batch
+        else (epochs, "epochs")
+    )
+    if len(set(length)) == 1:
+        return f"{length[0]:,} fine-tuning {unit} at every label count"
+    return f"{_listed(length)} fine-tuning {unit} at {_listed(counts)} labels"
+
+
+# What older records lack, and how to tell.
+PREDATES = {
+    "the trivial baseline": lambda r: "trivial" in r,
+    "the official data and heads (their images averaged 4x4 points per pixel, MPB 3x3; their DOS integrated GGR "
+    "per bin; each head layer had its own BatchNorm)": lambda r: "ggr_sampling" in r["config"].get("recipe", {}),
+}
+
+
+def settings_lines(records: list[dict]) -> dict[str, str]:
+    """family -> one sentence read from its records: seeds, label counts, fine-tuning length, encoders fine-tuned,
+    commits, and what the records predate; so that datasets committed at different settings say so."""
+    lines = {}
+    for family in sorted({r["config"]["family"] for r in records}):
+        runs = [r for r in records if r["config"]["family"] == family]
+        modes = [r["config"]["mode"] for r in runs if r["config"]["mode"] != "none"]
+        counts = sorted(int(n) for n in runs[0]["results"])
+        fine_seeds = len(runs[0]["results"][str(counts[0])])
+        encoders = max(len(_first_entry(r, counts[0])["curves"]) for r in runs)
+        commits = ", ".join(sorted({r["provenance"]["git"]["commit"][:7] for r in runs}))
+        predates = [text for text, has in PREDATES.items() if not all(has(r) for r in runs)]
+        lines[family] = (
+            f"{family}: {max(map(modes.count, modes), default=0)} pretraining x {fine_seeds} fine-tuning seeds per "
+            f"pretrained method; {_listed(counts)} labels; {_finetune_budget(runs[0], counts)}; "
+            f"{'both kept encoders' if encoders > 1 else 'the last encoder'} fine-tuned; commit {commits}."
+            + (f" These records predate {' and '.join(predates)}; a rerun of their tier adds them." if predates else "")
+        )
+    return lines
 
 
 def claim_rows(records: list[dict], claim: dict, protocol: str = "validation") -> list[dict]:
