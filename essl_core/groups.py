@@ -147,6 +147,55 @@ GROUPS: dict[str, Group] = {
 }
 
 
+# Several invariances at once: a recipe's `invariance` joins group keys with this, e.g. "hflip+rotation".
+JOIN = "+"
+
+
+def product(groups: list[Group]) -> Group:
+    """The groups acting one after another (in the given order): element k is the tuple (k_1, ..., k_m) in mixed
+    radix, the last group's index varying fastest; element 0 is the identity. A uniformly random element of the
+    product is an independent random element of each group, which is what several invariances at once need."""
+    if len(groups) == 1:
+        return groups[0]
+    sizes = [g.size for g in groups]
+
+    def digits(k):  # an int, or a long tensor of per-image elements
+        out = []
+        for size in reversed(sizes):
+            out.append(k % size)
+            k = k // size
+        return out[::-1]
+
+    def act(x: torch.Tensor, k: int) -> torch.Tensor:
+        for group, d in zip(groups, digits(k), strict=True):
+            x = group.apply(x, d)
+        return x
+
+    def act_each(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        for group, d in zip(groups, digits(k), strict=True):
+            x = group.apply_each(x, d)
+        return x
+
+    names = tuple(" · ".join(p) for p in itertools.product(*(g.element_names for g in groups)))
+    return Group(" + ".join(g.name for g in groups), names, act, act_each, any(g.on_pixels for g in groups))
+
+
+def group_keys(spec: str) -> tuple[str, ...]:
+    """The study's transformation keys named by `spec` ("rotation", or several joined by JOIN), in the study's
+    order (so that "rotation+hflip" and "hflip+rotation" are one choice); unknown or repeated keys are refused."""
+    keys = spec.split(JOIN)
+    unknown = [k for k in keys if k not in GROUPS]
+    if unknown or len(set(keys)) != len(keys):
+        what = f"unknown transformation {unknown[0]!r}" if unknown else f"a transformation repeated in {spec!r}"
+        raise ValueError(f"{what}; choose from {', '.join(GROUPS)}, several joined by {JOIN!r}")
+    return tuple(k for k in GROUPS if k in keys)
+
+
+def invariance_group(spec: str) -> Group:
+    """A recipe's `invariance` as one group: the product of the groups it names, in the study's order."""
+    return product([GROUPS[k] for k in group_keys(spec)])
+
+
 def rotate4(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """All four rotations of every image, in block layout, with their labels (the E-SSL rotation batch).
 

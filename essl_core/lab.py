@@ -1,5 +1,5 @@
-"""The transformation lab: choose a transformation to add to the augmentations (I-SSL), one for the E-branch
-to predict (E-SSL) and lambda, train briefly, and compare with the crops-only baseline; beside it, the committed
+"""The transformation lab: choose transformations to add to the augmentations (I-SSL), one for the E-branch to
+predict (E-SSL) and lambda, train briefly, and compare with the crops-only baseline; beside it, the committed
 study's results for every choice the study made, which is what the static HTML book shows without a kernel."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .data import load_cifar10
 from .device import resolve_device
-from .groups import GROUPS
+from .groups import GROUPS, JOIN, group_keys
 from .layout import lab_run_dir
 from .runs import load_trained_model, pretrain
 from .study import measure_encoder, summarise, transformation_recipe, variant_measure
@@ -33,15 +33,18 @@ def run_lab(
 ) -> dict:
     """Train the chosen run and the crops-only baseline at `tier` (finished runs are reused) and measure both:
     kNN accuracy, and for each chosen transformation how invariant to it and how predictive of it each encoder
-    is. An E-branch with lambda 0 is no E-branch. `report(done, what)` is told each of its LAB_STAGES stages."""
-    for key in (invariance, equivariance):
-        if key is not None and key not in GROUPS:
-            raise ValueError(f"unknown transformation {key!r}; choose from {', '.join(GROUPS)}")
+    is. `invariance` names one transformation or several joined by JOIN ("hflip+rotation"), each view getting a
+    random element of each. An E-branch with lambda 0 is no E-branch. `report(done, what)` is told each of its
+    LAB_STAGES stages."""
+    augmented = group_keys(invariance) if invariance else ()
+    invariance = JOIN.join(augmented) or None  # the study's order: one run directory per choice
+    if equivariance is not None and equivariance not in GROUPS:
+        raise ValueError(f"unknown transformation {equivariance!r}; choose from {', '.join(GROUPS)}")
     equivariance = equivariance if lmbd > 0 else None
     dev = resolve_device(device)
     n_images, steps = get_tier(tier).measure
     images, _ = load_cifar10(data_root).test_sample(n_images)
-    keys = tuple(dict.fromkeys(k for k in (invariance, equivariance) if k))
+    keys = tuple(dict.fromkeys(k for k in (*augmented, equivariance) if k))
     results = {}
     report = report or (lambda done, what: None)
     for n, (label, inv, eq) in enumerate((("baseline", None, None), ("your choice", invariance, equivariance))):
@@ -108,7 +111,7 @@ def lab_widget(records: list[dict], tier: str, runs_root: str | Path, data_root:
     options = [("none", None)] + [(g.name, k) for k, g in GROUPS.items()]
     # No control carries a `description`: the static page's widget manager typesets descriptions with MathJax 2's
     # API, which this book's MathJax 3 lacks (a page error); plain HTML labels stand beside the controls instead.
-    invariance = widgets.Dropdown(options=options, value=None)
+    invariance = widgets.SelectMultiple(options=options[1:], value=(), rows=len(GROUPS))  # none, one or several
     equivariance = widgets.Dropdown(options=options, value="rotation")
     lmbd = widgets.FloatSlider(value=0.4, min=0.0, max=2.0, step=0.1)
     button = widgets.Button(description=f"Train at the {tier} tier", button_style="primary")
@@ -119,7 +122,7 @@ def lab_widget(records: list[dict], tier: str, runs_root: str | Path, data_root:
         bar.value, status.value = done, html.escape(what)
 
     def train(_) -> None:
-        choice = (invariance.value, equivariance.value, lmbd.value)
+        choice = (JOIN.join(invariance.value) or None, equivariance.value, lmbd.value)
         outcome = run_lab(*choice, tier, runs_root, data_root=data_root, progress=False, report=step)
         result.value = lab_table(outcome)
 
@@ -129,5 +132,14 @@ def lab_widget(records: list[dict], tier: str, runs_root: str | Path, data_root:
     note = ("<b>Try a choice</b>: training needs a running kernel (Colab or Jupyter). Below it, without one, the "
             "committed study's results for every choice it made.")  # fmt: skip
     label = lambda text: widgets.HTML(f"<b>{text}</b>")  # noqa: E731
-    choices = widgets.HBox([label("augment with"), invariance, label("E-branch"), equivariance, label("lambda"), lmbd])
+    choices = widgets.HBox(
+        [
+            label("augment with (none, one or several)"),
+            invariance,
+            label("E-branch"),
+            equivariance,
+            label("lambda"),
+            lmbd,
+        ]
+    )
     return widgets.VBox([widgets.HTML(note), choices, widgets.HBox([button, bar, status]), result, committed])

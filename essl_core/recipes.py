@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .errors import EsslError
 from .evaluate import PROBES
-from .groups import GROUPS
+from .groups import GROUPS, JOIN, group_keys
 from .methods import METHODS
 from .models import BACKBONES
 from .overrides import describe_overrides, parse_overrides
@@ -17,6 +17,15 @@ from .tiers import get_tier
 AUGMENTS = ("batched", "reference")
 FAMILIES = ("cifar10", "imagenet")  # which official code base a recipe follows (heads, views, normalisation)
 DATASETS = ("cifar10", "imagenette", "imagenet-1k")
+
+
+def _names_groups(spec: str) -> bool:
+    """Whether `spec` names one or more of the study's transformations (essl_core.groups.group_keys)."""
+    try:
+        group_keys(spec)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,9 @@ class Recipe:
     augment: str = "batched"
     compile: bool = False  # torch.compile the model and the batched augmentation (pays off on CUDA)
     # The transformation study (the paper's first experiment): "crop" keeps only the random crop of the base
-    # augmentations; `invariance` adds a random element of a group to every view (I-SSL); `equivariance` is
-    # the group the E-branch predicts, from all its elements or `equivariance_copies` random ones per image.
+    # augmentations; `invariance` adds a random element of a group to every view (I-SSL; several groups joined
+    # by "+", e.g. "hflip+rotation": a random element of each); `equivariance` is the group the E-branch
+    # predicts, from all its elements or `equivariance_copies` random ones per image.
     base_augment: str = "full"
     invariance: str | None = None
     equivariance: str = "rotation"
@@ -116,8 +126,9 @@ class Recipe:
             (self.augment in AUGMENTS, f"augment must be {' or '.join(AUGMENTS)}, not {self.augment!r}"),
             (self.base_augment in ("full", "crop"), f"base_augment must be full or crop, not {self.base_augment!r}"),
             (
-                self.invariance in (None, *GROUPS) and self.equivariance in GROUPS,
-                f"invariance and equivariance must be one of {', '.join(GROUPS)}",
+                (self.invariance is None or _names_groups(self.invariance)) and self.equivariance in GROUPS,
+                f"invariance and equivariance must be one of {', '.join(GROUPS)} (invariance: or several joined "
+                f"by {JOIN!r})",
             ),
             (
                 self.augment == "batched" or (self.base_augment == "full" and self.invariance is None),

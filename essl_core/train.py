@@ -22,7 +22,7 @@ from .device import amp_dtype, autocast, seed_everything
 from .distributed import barrier, convert_sync_batchnorm, current_world, gather_objects, mean_over_ranks
 from .errors import EsslError
 from .evaluate import PROBES, knn_accuracy, linear_probe
-from .groups import GROUPS
+from .groups import invariance_group
 from .imagenet_views import imagenet_view_specs
 from .io import atomic_write
 from .lars import LARS
@@ -326,7 +326,7 @@ def make_views(recipe: Recipe, data: ImageData, view_sizes: list[int], device: t
             seed=r.seed,
             compile=r.compile,
             base_augment=r.base_augment,
-            invariance=GROUPS[r.invariance] if r.invariance else None,
+            invariance=invariance_group(r.invariance) if r.invariance else None,
         )
     return ReferenceViews(data.train_x, [pil_view(spec) for spec in specs], r.batch_size, device, labels=labels,
                           workers=r.workers, seed=r.seed, rank=world.rank, world=world.size)  # fmt: skip

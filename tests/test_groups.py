@@ -95,3 +95,24 @@ def test_apply_each_gives_every_image_its_own_element():
         each = group.apply_each(x, k)
         for i in range(12):
             assert torch.equal(each[i], group.apply(x[i : i + 1], int(k[i]))[0]), group.name
+
+
+def test_several_invariances_act_as_their_product_in_the_study_s_order():
+    import pytest
+
+    from essl_core.groups import GROUPS, HFLIP, ROTATION, group_keys, invariance_group
+
+    assert group_keys("rotation+hflip") == ("hflip", "rotation")  # one choice, whatever the order typed
+    assert invariance_group("rotation") is ROTATION  # one group is itself
+    both = invariance_group("rotation+hflip+inversion")
+    assert both.size == 16 and both.element_names[0] == "identity · 0° · identity" and both.on_pixels
+    x = torch.rand(16, 3, 8, 8)
+    for k in range(both.size):  # element k: hflip's digit, then rotation's, then inversion's (fastest)
+        expected = GROUPS["inversion"].apply(ROTATION.apply(HFLIP.apply(x, k // 8), k // 2 % 4), k % 2)
+        assert torch.equal(both.apply(x, k), expected), k
+    k = torch.arange(16).flip(0)  # every element once, one per image
+    each = both.apply_each(x, k)
+    assert all(torch.equal(each[i], both.apply(x[i : i + 1], int(k[i]))[0]) for i in range(16))
+    for bad, message in (("rotation+spin", "unknown transformation 'spin'"), ("hflip+hflip", "repeated")):
+        with pytest.raises(ValueError, match=message):
+            group_keys(bad)

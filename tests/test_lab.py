@@ -35,8 +35,13 @@ def test_the_lab_trains_the_choice_and_the_baseline_and_measures_both(cifar_root
     assert table.count("<tr>") == 3 and "four-fold rotation: predictability %" in table
     no_branch = run_lab(None, "rotation", 0.0, "smoke", tmp_path, data_root=cifar_root, device="cpu", progress=False)
     assert no_branch["choice"]["equivariance"] is None  # lambda 0 is no E-branch
-    with pytest.raises(ValueError, match="unknown transformation 'spin'"):
-        run_lab("spin", None, 0.4, "smoke", tmp_path, data_root=cifar_root)
+    several = run_lab("vflip+hflip", None, 0.4, "smoke", tmp_path, data_root=cifar_root, device="cpu", progress=False)
+    assert set(several["your choice"]["measures"]) == {"hflip", "vflip"}  # each augmentation measured on its own
+    assert several["choice"]["invariance"] == "hflip+vflip"  # one run directory, whatever the order typed
+    assert (tmp_path / "lab-smoke" / "lab-inv-hflip+vflip-e-none").is_dir()
+    for bad in ("spin", "hflip+spin"):
+        with pytest.raises(ValueError, match="unknown transformation 'spin'"):
+            run_lab(bad, None, 0.4, "smoke", tmp_path, data_root=cifar_root)
 
 
 def test_the_static_part_shows_the_committed_study_for_every_transformation(tmp_path):
@@ -45,6 +50,8 @@ def test_the_static_part_shows_the_committed_study_for_every_transformation(tmp_
     assert list(panels) == [g.name for g in GROUPS.values()]
     assert all(p.count("<tr>") == 4 and "(3)</td>" in p for p in panels.values())  # header + 3 runs, 3 seeds
     widget = lab_widget(records, "smoke", tmp_path)
+    augment = widget.children[1].children[1]  # none, one or several augmentations
+    assert augment.value == () and [k for _, k in augment.options] == list(GROUPS)
     tab = widget.children[-1]
     assert list(tab.titles) == list(panels) and tab.children[0].value == panels[tab.titles[0]]
 

@@ -52,6 +52,10 @@ def test_overrides_are_typed_and_checked():
         get_recipe("cifar10-simclr", "huge")
     with pytest.raises(EsslError, match="ssl_loss"):
         get_recipe("cifar10-simclr", "smoke", {"ssl_loss": "triplet"})
+    assert get_recipe("cifar10-simclr", "smoke", {"invariance": "vflip+rotation"}).invariance == "vflip+rotation"
+    for bad in ("vflip+zoom", "vflip+vflip", "vflip,rotation"):
+        with pytest.raises(EsslError, match="invariance and equivariance must be one of"):
+            get_recipe("cifar10-simclr", "smoke", {"invariance": bad})
 
 
 def test_view_pipeline_and_compile_options():
