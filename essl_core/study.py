@@ -158,12 +158,9 @@ def summarise(records: list[dict]) -> dict[tuple[str, str | None], dict]:
 
 def variant_measure(records: list[dict], variant: str, key: str, measure: str) -> float:
     """The mean over seeds of `measure` ("similarity" or "predictability") for transformation `key`, of the
-    `variant`'s run with that transformation (the baseline's, for variant "baseline"). Runs measured on a
-    class-balanced sample (`measured_on`) are used where there are any: older records measured the first test
-    images of a class-sorted cache, airplanes alone, and are not averaged with them."""
+    `variant`'s run with that transformation (the baseline's, for variant "baseline")."""
     runs = [r for r in records if r["study"]["variant"] == variant and r["study"]["transformation"] in (key, None)]
-    balanced = [r for r in runs if "measured_on" in r["metrics"]]
-    return float(np.mean([r["metrics"]["measures"][key][measure] for r in balanced or runs]))
+    return float(np.mean([r["metrics"]["measures"][key][measure] for r in runs]))
 
 
 def claim_rows(summary: dict, claims: dict[str, dict]) -> list[dict]:

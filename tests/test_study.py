@@ -136,15 +136,12 @@ def test_summary_and_claim_verdicts():
     assert study.claim_rows(summary, claims)[0]["ours"] == "disagrees"
 
 
-def test_measures_prefer_runs_measured_on_a_class_balanced_sample():
-    def run(seed: int, similarity: float, balanced: bool) -> dict:
-        record = {"study": {"variant": "E-SSL", "transformation": "rotation", "seed": seed}}
-        record["metrics"] = {"measures": {"rotation": {"similarity": similarity}}}
-        if balanced:
-            record["metrics"]["measured_on"] = "500 test images, class-balanced"
-        return record
+def test_a_variant_s_measure_is_the_mean_over_its_seeds_and_the_baseline_s_for_the_baseline():
+    def run(variant: str, transformation: str | None, similarity: float) -> dict:
+        measures = {"rotation": {"similarity": similarity}}
+        return {"study": {"variant": variant, "transformation": transformation}, "metrics": {"measures": measures}}
 
-    old = [run(42, 0.9, False), run(43, 0.7, False)]  # airplanes alone
-    assert study.variant_measure(old, "E-SSL", "rotation", "similarity") == pytest.approx(0.8)
-    mixed = [*old, run(44, 0.2, True)]
-    assert study.variant_measure(mixed, "E-SSL", "rotation", "similarity") == pytest.approx(0.2)
+    records = [run("E-SSL", "rotation", 0.2), run("E-SSL", "rotation", 0.4), run("E-SSL", "vflip", 0.9)]
+    records += [run("baseline", None, 0.7), run("I-SSL", "rotation", 0.95)]
+    assert study.variant_measure(records, "E-SSL", "rotation", "similarity") == pytest.approx(0.3)
+    assert study.variant_measure(records, "baseline", "rotation", "similarity") == pytest.approx(0.7)
