@@ -4,6 +4,7 @@ project's one verdict (`essl_core.verdict`)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 from ..layout import tier_records
@@ -86,14 +87,14 @@ def settings_lines(records: list[dict]) -> dict[str, str]:
     lines = {}
     for family in sorted({r["config"]["family"] for r in records}):
         runs = [r for r in records if r["config"]["family"] == family]
-        modes = [r["config"]["mode"] for r in runs if r["config"]["mode"] != "none"]
+        pretrainings = Counter(r["config"]["mode"] for r in runs if r["config"]["mode"] != "none")  # per method
         counts = sorted(int(n) for n in runs[0]["results"])
         fine_seeds = len(runs[0]["results"][str(counts[0])])
         encoders = max(len(_first_entry(r, counts[0])["curves"]) for r in runs)
         commits = ", ".join(sorted({r["provenance"]["git"]["commit"][:7] for r in runs}))
         predates = [text for text, has in PREDATES.items() if not all(has(r) for r in runs)]
         lines[family] = (
-            f"{family}: {max(map(modes.count, modes), default=0)} pretraining x {fine_seeds} fine-tuning seeds per "
+            f"{family}: {max(pretrainings.values(), default=0)} pretraining x {fine_seeds} fine-tuning seeds per "
             f"pretrained method; {_listed(counts)} labels; {_finetune_budget(runs[0], counts)}; "
             f"{'both kept encoders' if encoders > 1 else 'the last encoder'} fine-tuned; commit {commits}."
             + (f" These records predate {' and '.join(predates)}; a rerun of their tier adds them." if predates else "")
