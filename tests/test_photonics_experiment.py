@@ -10,7 +10,7 @@ import torch
 from essl_core import checkpoint
 from essl_core.errors import EsslError
 from essl_core.groups import HALF_TRANSLATION
-from essl_core.photonics.analysis import claim_rows, settings_lines, sweep
+from essl_core.photonics.analysis import claim_rows, convergence_rows, settings_lines, sweep
 from essl_core.photonics.config import get_mode, get_photonics_recipe
 from essl_core.photonics.loops import pretrain
 from essl_core.photonics.models import DosNet, PhcEncoder, projector, transformation_classifier
@@ -235,6 +235,19 @@ def test_settings_lines_say_how_each_datasets_records_were_made():
     )
     records[1]["results"]["1000"]["0"]["curves"]["12"]["epoch"][-1] = 100  # 1,600 steps at 1,000 labels
     assert "3,200 and 1,600 fine-tuning steps at 100 and 1,000 labels" in settings_lines(records[1:2])["blob"]
+
+
+def test_convergence_rows_compare_stopping_early_with_the_end():
+    still_falling = {"epoch": [0, 40, 80, 120, 160], "val": [0.9, 0.5, 0.4, 0.3, 0.2], "test": [1, 6, 5, 4, 3]}
+    flat = {"epoch": [0, 40, 80, 120, 160], "val": [0.9, 0.2, 0.3, 0.3, 0.3], "test": [1, 2, 3, 3, 3]}
+    record = _record("blob", "simclr", {100: [0.0, 0.0]})
+    for entry, curve in zip(record["results"]["100"].values(), [still_falling, flat], strict=True):
+        entry["curves"] = {"12": curve}
+    (row,) = convergence_rows([record])
+    # Stopped at 75% (epoch 120): test 4 and 2; at the end: 3 and 2 (the flat run chose epoch 40 either way).
+    assert row["stopped at 75% of fine-tuning (%)"] == pytest.approx(300) and row["at the end (%)"] == 250
+    assert row["runs still improving after 75%"] == "1 of 2"
+    assert select({"12": still_falling})["validation"] == 3  # the same choice as the full selection
 
 
 def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_path):

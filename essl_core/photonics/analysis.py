@@ -7,9 +7,11 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from ..layout import tier_records
 from ..verdict import verdict
-from .selection import summary
+from .selection import summary, validation_choice
 
 COMPARISONS = {
     "simclr_ee_vs_simclr": ("simclr_ee", "E-SimCLR vs SimCLR"),
@@ -102,9 +104,33 @@ def settings_lines(records: list[dict]) -> dict[str, str]:
     return lines
 
 
+def convergence_rows(records: list[dict], fraction: float = 0.75) -> list[dict]:
+    """Was fine-tuning long enough? Per dataset and label count, over every run of every method: the mean
+    validation-selected test error had the runs stopped at `fraction` of their length and at their end, and how
+    many runs still found their lowest validation error after that point."""
+    runs: dict[tuple[str, int], list[tuple[float, float, bool]]] = {}
+    for r in records:
+        for count, by_seed in r["results"].items():
+            for entry in by_seed.values():
+                early_val, early = validation_choice(entry["curves"], fraction)
+                val, end = validation_choice(entry["curves"])
+                runs.setdefault((r["config"]["family"], int(count)), []).append((early, end, val < early_val))
+    percent = round(100 * fraction)
+    return [
+        {
+            "dataset": family,
+            "labels": count,
+            f"stopped at {percent}% of fine-tuning (%)": 100 * float(np.mean([early for early, _, _ in found])),
+            "at the end (%)": 100 * float(np.mean([end for _, end, _ in found])),
+            f"runs still improving after {percent}%": f"{sum(late for *_, late in found)} of {len(found)}",
+        }
+        for (family, count), found in sorted(runs.items())
+    ]
+
+
 def claim_rows(records: list[dict], claim: dict, protocol: str = "validation") -> list[dict]:
-    """Per dataset, at the largest label count: the paper's direction and ours (mean test errors, with the
-    standard deviation over fine-tuning seeds)."""
+    """Per dataset, at the largest label count: the paper's direction and ours (mean test errors, with the larger
+    of the two standard deviations over every run: pretraining x fine-tuning seeds)."""
     rows = []
     for family, modes in sweep(records, protocol).items():
         for key, (mode, text) in COMPARISONS.items():

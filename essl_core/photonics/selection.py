@@ -39,10 +39,19 @@ def select(curves: dict[str, dict]) -> dict:
     official: the lowest test error over checkpoints and the evaluations at the start of each epoch (paper);
     last: the test error after the last epoch from the last checkpoint.
     """
-    points = [(c["val"][t], c["test"][t]) for c in curves.values() for t in range(len(c["val"]))]
     official = min(t for c in curves.values() for t in c["test"][:-1])
     last = curves[max(curves, key=int)]["test"][-1]
-    return {"validation": min(points)[1], "official": official, "last": last}
+    return {"validation": validation_choice(curves)[1], "official": official, "last": last}
+
+
+def validation_choice(curves: dict[str, dict], fraction: float = 1.0) -> tuple[float, float]:
+    """(validation, test) error where the validation error is lowest, over checkpoints and the evaluations in
+    the first `fraction` of fine-tuning (curves without epochs were evaluated every epoch)."""
+    points = []
+    for c in curves.values():
+        epochs = c.get("epoch", range(len(c["val"])))
+        points += [(v, t) for e, v, t in zip(epochs, c["val"], c["test"], strict=True) if e <= fraction * epochs[-1]]
+    return min(points)
 
 
 def summary(results: dict) -> dict:
