@@ -17,13 +17,21 @@ from .errors import EsslError
 LOCK = ".lock"
 
 
+class Busy(EsslError):
+    """Another process holds the lock; `holder` says which."""
+
+    def __init__(self, message: str, holder: str):
+        super().__init__(message)
+        self.holder = holder
+
+
 @contextmanager
 def run_lock(
-    directory: str | os.PathLike, what: str = "run directory", hint: str = "use another --run-dir"
+    directory: str | os.PathLike, what: str = "run directory", hint: str = "use another --run-dir", wait: bool = False
 ) -> Iterator[None]:
-    """Hold `directory`'s lock for the block, or fail at once in one line that names the holder (and `hint`).
-    Temporary files that an interrupted atomic write left behind are removed once the lock is held (nothing
-    else writes there)."""
+    """Hold `directory`'s lock for the block: wait for it (`wait`), or else fail at once with `Busy`, in one line
+    that names the holder (and `hint`). Temporary files that an interrupted atomic write left behind are removed
+    once the lock is held (nothing else writes there)."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -32,10 +40,10 @@ def run_lock(
         raise EsslError(f"cannot use {directory} as a {what} ({exc.strerror})") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.read(fd, 2000).decode(errors="replace").strip() or "another process"
-            raise EsslError(f"{directory} is in use by {holder}; wait for it, or {hint}") from None
+            raise Busy(f"{directory} is in use by {holder}; wait for it, or {hint}", holder) from None
         os.ftruncate(fd, 0)
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
         command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]

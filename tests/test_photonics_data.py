@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +89,35 @@ def test_generation_is_deterministic_and_resumes_without_loss(tmp_path):
     (other / "settings.json").write_text('{"family": "blob"}')
     with pytest.raises(EsslError, match="other settings"):
         script.generate("gpm", 10, tmp_path / "other.h5", seed=3)
+
+
+def test_a_file_another_process_is_making_is_waited_for_then_read(tmp_path, monkeypatch, capsys):
+    made = script.generate("blob", 2, tmp_path / "made.h5", seed=5, labelled=False, progress=False)
+    out = tmp_path / "asked.h5"
+    parts = out.with_name(out.name + ".parts")
+    locked, waiting, lock = threading.Event(), threading.Event(), script.run_lock
+
+    def run_lock(*args, wait: bool = False, **kwargs):  # says when this process starts waiting
+        if wait:
+            waiting.set()
+        return lock(*args, wait=wait, **kwargs)
+
+    monkeypatch.setattr(script, "run_lock", run_lock)
+
+    def other_process() -> None:  # makes `out` (a copy of one made with the same settings), as generate would
+        with lock(parts):
+            locked.set()
+            waiting.wait(60)
+            shutil.copy(made, out)
+            shutil.rmtree(parts)
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert locked.wait(60)
+    assert script.generate("blob", 2, out, seed=5, labelled=False, progress=False) == out
+    other.join()
+    assert "asked.h5 is being made by process" in capsys.readouterr().err
+    assert sha256_file(out) == sha256_file(made) and not parts.exists()  # read, not made again
 
 
 def test_cli_imports_an_official_file_and_rejects_bad_input(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 import torch
@@ -275,6 +276,49 @@ def test_every_pretraining_seed_is_its_own_run_and_no_pretraining_runs_once(tmp_
     assert encoders(again) == {("simclr_ee", "2")}  # finetune_from_half=False: the last encoder only
     assert {r["config"]["recipe"]["shared_head_norm"] for r in records} == {True}
     assert len(list((tmp_path / "runs").iterdir())) == 2  # one folder per settings and data
+
+
+def test_a_run_another_process_holds_is_left_for_last_then_read_once_it_finishes(tmp_path, monkeypatch, capsys):
+    from essl_core import results
+    from essl_core.layout import RESULT, photonics_run_dir
+    from essl_core.lock import run_lock
+    from essl_core.photonics import experiment
+
+    files = (tmp_path / "labelled.h5", tmp_path / "unlabelled.h5")
+    for f in files:
+        f.write_bytes(b"cells")
+    monkeypatch.setattr(experiment, "prepare_data", lambda *args: files)
+    ran, started = [], threading.Event()
+
+    def run_mode(family, mode, *args) -> dict:  # this process's runs, in order
+        ran.append(mode)
+        started.set()
+        return {"schema": results.SCHEMA, "config": {"family": family, "mode": mode}, "by": "this process"}
+
+    monkeypatch.setattr(experiment, "run_mode", run_mode)
+    recipe = get_photonics_recipe("smoke", {"pretrain_seeds": (1, 2)})
+    held = photonics_run_dir(tmp_path / "runs", experiment.run_tag(recipe, files), "blob", "none")
+    locked = threading.Event()
+
+    def other_process() -> None:  # holds the no-pretraining run until this process has started another run
+        with run_lock(held):
+            locked.set()
+            started.wait(60)
+            results.write_record(held / RESULT, {"schema": results.SCHEMA, "config": {"mode": "none"}, "by": "other"})
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert locked.wait(60)
+    records = experiment.run_photonics(recipe, ("blob",), ("none", "simclr"), device="cpu",
+                                       runs_root=tmp_path / "runs", progress=False)  # fmt: skip
+    other.join()
+    assert ran == ["simclr", "simclr"]  # both pretraining seeds; the held run was not run again here
+    assert [(r["config"]["mode"], r["by"]) for r in records] == [
+        ("none", "other"),  # waited for, then read: in its place in the order
+        ("simclr", "this process"),
+        ("simclr", "this process"),
+    ]
+    assert "blob none (pretraining seed 1) is run by process" in capsys.readouterr().err
 
 
 def test_fine_tuning_evaluates_at_the_step_interval_on_the_same_trajectory():

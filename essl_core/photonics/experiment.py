@@ -9,6 +9,7 @@ protocol, labelled (`selection`). Configuration: `config`; what the chapter read
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -22,7 +23,7 @@ from ..checkpoint import recipe_dict
 from ..device import resolve_device
 from ..io import sha256_file, write_json
 from ..layout import RESULT, RUNS, finetune_file, photonics_record, photonics_run_dir
-from ..lock import run_lock
+from ..lock import Busy, run_lock
 from ..results import make_record, peak_memory, provenance, read_record, write_record
 from .config import MODE_LABELS, PhotonicsRecipe, get_mode
 from .dataset import load_h5
@@ -67,59 +68,58 @@ def run_mode(
     device,
     progress: bool = True,
 ) -> dict:
-    """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record. One
-    process at a time per run directory."""
-    with run_lock(run_dir):
-        mode = get_mode(family, mode_name)
-        start = time.perf_counter()
-        labelled = load_h5(files[0])
-        splits = split_labelled(labelled, recipe)
-        trivial = {"test": trivial_error(splits.test), "val": trivial_error(splits.val)}
-        pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
-        if mode.pretrain:
-            unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
-            pre = pretrain(mode, recipe, unlabelled, run_dir, device, progress)
-        encoders = pre["encoders"]
-        if mode.pretrain and not recipe.finetune_from_half:  # the last encoder only
-            encoders = {k: v for k, v in encoders.items() if int(k) == recipe.pretrain_epochs}
-        results: dict[str, dict] = {}
-        jobs = [(n, s) for n in recipe.label_counts for s in recipe.seeds]
-        quiet = None if progress else True  # None: tqdm's own choice (no bar when stderr is not a terminal)
-        bar = tqdm(jobs, desc=f"{family} {mode_name} fine-tuning", leave=False, file=sys.stderr, disable=quiet)
-        for count, seed in bar:
-            done = run_dir / finetune_file(count, seed)
-            if done.exists():
-                entry = json.loads(done.read_text())
-            else:
-                train = splits.train_pool.subset(torch.arange(count))
-                curves = {
-                    ep: finetune(state, mode, recipe, train, splits.val, splits.test, seed, device)
-                    for ep, state in encoders.items()
-                }
-                entry = {"curves": curves, "selected": select(curves)}
-                write_json(done, entry)
-            results.setdefault(str(count), {})[str(seed)] = entry
-        config = {"family": family, "mode": mode_name, "label": MODE_LABELS[mode_name], "recipe": recipe_dict(recipe)}
-        config.update(
-            augmentations=list(mode.augmentations), equivariance=mode.equivariance.name if mode.equivariance else None
-        )
-        return make_record(
-            "photonics",
-            tier=recipe.tier,
-            config=config,
-            dataset={
-                "name": f"{family} cells ({labelled.source})",
-                "files": [file_provenance(p) for p in files],
-                "splits": {"test": len(splits.test), "val": len(splits.val), "train_pool": len(splits.train_pool)},
-            },
-            pretraining={"curve": pre["curve"], "seconds": pre["seconds"]},
-            results=results,
-            summary=summary(results),
-            trivial=trivial,
-            wall_seconds=time.perf_counter() - start,
-            peak_memory=peak_memory(device),
-            provenance=provenance(device),
-        )
+    """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record. The caller
+    holds the run directory's lock."""
+    mode = get_mode(family, mode_name)
+    start = time.perf_counter()
+    labelled = load_h5(files[0])
+    splits = split_labelled(labelled, recipe)
+    trivial = {"test": trivial_error(splits.test), "val": trivial_error(splits.val)}
+    pre = {"encoders": {"0": None}, "curve": [], "seconds": 0.0}
+    if mode.pretrain:
+        unlabelled = load_h5(files[1], labelled=False).x[: recipe.unlabelled_count(family)]
+        pre = pretrain(mode, recipe, unlabelled, run_dir, device, progress)
+    encoders = pre["encoders"]
+    if mode.pretrain and not recipe.finetune_from_half:  # the last encoder only
+        encoders = {k: v for k, v in encoders.items() if int(k) == recipe.pretrain_epochs}
+    results: dict[str, dict] = {}
+    jobs = [(n, s) for n in recipe.label_counts for s in recipe.seeds]
+    quiet = None if progress else True  # None: tqdm's own choice (no bar when stderr is not a terminal)
+    bar = tqdm(jobs, desc=f"{family} {mode_name} fine-tuning", leave=False, file=sys.stderr, disable=quiet)
+    for count, seed in bar:
+        done = run_dir / finetune_file(count, seed)
+        if done.exists():
+            entry = json.loads(done.read_text())
+        else:
+            train = splits.train_pool.subset(torch.arange(count))
+            curves = {
+                ep: finetune(state, mode, recipe, train, splits.val, splits.test, seed, device)
+                for ep, state in encoders.items()
+            }
+            entry = {"curves": curves, "selected": select(curves)}
+            write_json(done, entry)
+        results.setdefault(str(count), {})[str(seed)] = entry
+    config = {"family": family, "mode": mode_name, "label": MODE_LABELS[mode_name], "recipe": recipe_dict(recipe)}
+    config.update(
+        augmentations=list(mode.augmentations), equivariance=mode.equivariance.name if mode.equivariance else None
+    )
+    return make_record(
+        "photonics",
+        tier=recipe.tier,
+        config=config,
+        dataset={
+            "name": f"{family} cells ({labelled.source})",
+            "files": [file_provenance(p) for p in files],
+            "splits": {"test": len(splits.test), "val": len(splits.val), "train_pool": len(splits.train_pool)},
+        },
+        pretraining={"curve": pre["curve"], "seconds": pre["seconds"]},
+        results=results,
+        summary=summary(results),
+        trivial=trivial,
+        wall_seconds=time.perf_counter() - start,
+        peak_memory=peak_memory(device),
+        provenance=provenance(device),
+    )
 
 
 def run_photonics(
@@ -134,12 +134,16 @@ def run_photonics(
     workers: int = 1,
     progress: bool = True,
 ) -> list[dict]:
-    """Data (generated where missing) and every mode of the experiment; finished runs are reused."""
+    """Data (generated where missing) and every mode of the experiment; finished runs are reused. A run another
+    process is running (the same command started twice, to use two cores) is left for last, then waited for and
+    read, so each process takes the runs the other has not started."""
     dev = resolve_device(device)
     for family in families:  # bad names fail before any work
         for mode in modes:
             get_mode(family, mode)
-    records = []
+    make = functools.partial(_record, runs_root=runs_root, record_dir=record_dir, device=dev, progress=progress)
+    records: dict[tuple[str, str, int], dict] = {}  # in the order of the runs
+    held = []
     for family in families:
         files = prepare_data(family, recipe, data_dir, workers, progress)
         tag = run_tag(recipe, files)
@@ -147,15 +151,44 @@ def run_photonics(
             # One run per pretraining seed; without pretraining only the fine-tuning seeds vary.
             seeds = recipe.pretrain_seeds if get_mode(family, mode).pretrain else recipe.pretrain_seeds[:1]
             for seed in seeds:
-                run = dataclasses.replace(recipe, pretrain_seed=seed)
-                run_dir = photonics_run_dir(runs_root, tag, family, mode, seed)
-                final = run_dir / RESULT
-                if final.exists():
-                    record = read_record(final)
-                else:
-                    record = run_mode(family, mode, run, files, run_dir, dev, progress)
-                write_record(final, record)
-                if record_dir is not None:
-                    write_record(Path(record_dir) / photonics_record(recipe.tier, family, mode, seed), record)
-                records.append(record)
-    return records
+                key, run = (family, mode, seed), dataclasses.replace(recipe, pretrain_seed=seed)
+                records[key] = {}
+                try:
+                    records[key] = make(family, mode, run, files, tag)
+                except Busy as busy:
+                    print(
+                        f"{family} {mode} (pretraining seed {seed}) is run by {busy.holder}; left for last",
+                        file=sys.stderr,
+                    )
+                    held.append((key, run, files, tag))
+    for (family, mode, seed), run, files, tag in held:
+        records[(family, mode, seed)] = make(family, mode, run, files, tag, wait=True)
+    return list(records.values())
+
+
+def _record(
+    family: str,
+    mode: str,
+    recipe: PhotonicsRecipe,
+    files: tuple[Path, Path],
+    tag: str,
+    *,
+    runs_root: str | Path,
+    record_dir: str | Path | None,
+    device,
+    progress: bool,
+    wait: bool = False,
+) -> dict:
+    """One run's record, read if it is finished, else made, under its run directory's lock (`Busy` if another
+    process holds it, unless `wait`); copied into `record_dir` if given."""
+    run_dir = photonics_run_dir(runs_root, tag, family, mode, recipe.pretrain_seed)
+    final = run_dir / RESULT
+    with run_lock(run_dir, wait=wait):
+        if final.exists():
+            record = read_record(final)
+        else:
+            record = run_mode(family, mode, recipe, files, run_dir, device, progress)
+        write_record(final, record)
+    if record_dir is not None:
+        write_record(Path(record_dir) / photonics_record(recipe.tier, family, mode, recipe.pretrain_seed), record)
+    return record

@@ -8,6 +8,7 @@ same arguments computes only what is missing. The h5 file appears, atomically, w
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from ..data import data_root
 from ..errors import EsslError
 from ..io import atomic_path, sha256_file, write_json
+from ..lock import Busy, run_lock
 from ..results import git_commit
 from .cells import FAMILIES, SUPERSAMPLE, universal_fields
 from .dataset import K_GRID, N_MAX, NUM_BANDS, label_fields, sample_indices, unitcell_fields
@@ -129,11 +131,40 @@ def generate(
         raise EsslError(f"unknown GGR sampling {sampling!r}; choose from {list(GGR_SAMPLINGS)}")
     settings = _settings(family, count, seed, labelled, sampling)
     if out.exists():
-        _check_existing(out, settings)
-        if progress:
-            print(f"{out} exists, made with these settings; delete it to generate it again")
-        return out
+        return _existing(out, settings, progress)
+    # One process makes a file; another one asked for it (the same command started twice) waits, then reads it.
     parts = out.with_name(out.name + ".parts")
+    make = functools.partial(_generate, family, count, out, parts, seed, workers, labelled, progress, sampling)
+    try:
+        with run_lock(parts, "data file's parts folder"):
+            return make(settings)
+    except Busy as busy:
+        print(f"{out} is being made by {busy.holder}; waiting for it", file=sys.stderr)
+    with run_lock(parts, "data file's parts folder", wait=True):
+        return _existing(out, settings, progress) if out.exists() else make(settings)
+
+
+def _existing(out: Path, settings: dict, progress: bool) -> Path:
+    """`out`, if it was made here with `settings` (else a one-line error)."""
+    _check_existing(out, settings)
+    if progress:
+        print(f"{out} exists, made with these settings; delete it to generate it again")
+    return out
+
+
+def _generate(
+    family: str,
+    count: int,
+    out: Path,
+    parts: Path,
+    seed: int,
+    workers: int,
+    labelled: bool,
+    progress: bool,
+    sampling: str,
+    settings: dict,
+) -> Path:
+    """Compute the shards `parts` lacks, assemble `out` and remove `parts`; the caller holds `parts`' lock."""
     meta = parts / "settings.json"
     if meta.exists() and json.loads(meta.read_text()) != settings:
         raise EsslError(f"{parts} holds shards made with other settings ({meta}); delete it or use the same ones")
