@@ -280,11 +280,14 @@ error of the predicted DOS over its central points, as in {cite}`loh2022sibcl`."
                 "same.",
             ),
             (
-                "On gpm cells (a mirror line), rotations by k and k + 2 quarter turns can map the image to "
-                "its mirror. What does that do to the rotation task's lowest possible loss?",
-                "When two rotations give images that cannot be told apart, the best prediction splits its "
-                "probability between them, so the cross-entropy cannot fall below ln 2 (about 0.69) on such "
-                "cells.",
+                "On gpm cells (a mirror line), a half turn of the continuous cell is the cell mirrored across "
+                "its other axis, just as likely a cell. What does that do to the rotation task's lowest "
+                "possible loss, and why can the loss on the images still fall below it?",
+                "When two rotations give cells that cannot be told apart, the best prediction splits its "
+                "probability between them, so the cross-entropy cannot fall below ln 2 (about 0.69). But on "
+                "MPB's pixel grid the mirror line runs through a row of pixels while `torch.rot90` turns the "
+                "array about its centre, so a half turn moves the line by one pixel; an encoder that sees the "
+                "shift tells the turns apart.",
             ),
             (
                 "Run `python -m essl_core photonics --tier smoke --datasets blob --modes none simclr_ee`. "
