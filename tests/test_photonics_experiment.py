@@ -10,13 +10,13 @@ import torch
 
 from essl_core import checkpoint
 from essl_core.errors import EsslError
-from essl_core.groups import HALF_TRANSLATION
+from essl_core.groups import HALF_TRANSLATION, ROTATION
 from essl_core.photonics.analysis import claim_rows, convergence_rows, settings_lines, sweep
 from essl_core.photonics.config import get_mode, get_photonics_recipe
 from essl_core.photonics.loops import pretrain
 from essl_core.photonics.models import DosNet, PhcEncoder, projector, transformation_classifier
 from essl_core.photonics.selection import PROTOCOLS, select
-from essl_core.photonics.symmetry import periodic_shift_each, random_symmetry
+from essl_core.photonics.symmetry import ORIGIN_ROTATION, periodic_shift_each, random_symmetry
 
 
 def _cells(n: int = 6, seed: int = 0) -> torch.Tensor:
@@ -61,6 +61,36 @@ def test_half_translations_form_a_group():
     assert torch.equal(HALF_TRANSLATION.apply(HALF_TRANSLATION.apply(x, 1), 2), HALF_TRANSLATION.apply(x, 3))
     copies, labels = HALF_TRANSLATION.orbit(x)
     assert copies.shape == (8, 1, 32, 32) and labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_a_turn_about_the_origin_is_the_periodic_cells_own_quarter_turn():
+    size = 32
+    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    index = (rows * size + cols).float()[None, None]  # each pixel holds its own number
+    turned = ORIGIN_ROTATION.apply(index, 1)[0, 0].long()
+    # Pixel (i, j), at x = -1/2 + (i, j)/R, goes where the quarter turn about x = 0 puts it: (-j, i) mod R.
+    assert torch.equal(turned[(-cols) % size, rows], index[0, 0].long())
+    x = _cells(2)
+    for a in range(4):
+        for b in range(4):
+            assert torch.equal(
+                ORIGIN_ROTATION.apply(ORIGIN_ROTATION.apply(x, a), b), ORIGIN_ROTATION.apply(x, (a + b) % 4)
+            )
+    # A cell with a mirror line through the origin, f(-i, j) = f(i, j): turned half way about the origin it is the
+    # cell mirrored across its other axis; torch.rot90 (about the array's centre) moves it by a pixel as well.
+    mirrored = (x + x.flip(2).roll(1, 2)) / 2
+    other_mirror = mirrored.flip(3).roll(1, 3)
+    assert torch.equal(ORIGIN_ROTATION.apply(mirrored, 2), other_mirror)
+    assert not torch.equal(ROTATION.apply(mirrored, 2), other_mirror)
+
+
+def test_the_recipe_picks_what_the_quarter_turns_go_about():
+    assert get_mode("gpm", "simclr_ee").equivariance is ROTATION  # the official E-task by default
+    recipe = get_photonics_recipe("smoke", {"rotation_centre": "origin"})
+    assert get_mode("gpm", "simclr_ee", recipe.rotation_centre).equivariance is ORIGIN_ROTATION
+    assert get_mode("blob", "simclr_ee", "origin").equivariance is HALF_TRANSLATION  # no quarter turns there
+    with pytest.raises(EsslError, match="rotation_centre must be one of array, origin"):
+        get_photonics_recipe("smoke", {"rotation_centre": "middle"})
 
 
 def test_networks_have_the_official_shapes():

@@ -13,6 +13,7 @@ from ..groups import HALF_TRANSLATION, ROTATION, Group
 from ..overrides import describe_overrides, parse_overrides
 from ..tiers import get_tier
 from .dos import GGR_SAMPLINGS
+from .symmetry import ROTATION_CENTRES
 
 # The paper's unlabelled sets: 15,000 blob cells and 20,480 gpm cells.
 PAPER_UNLABELLED = {"blob": 15000, "gpm": 20480}
@@ -60,6 +61,10 @@ class PhotonicsRecipe:
     # How GGR puts each band's trapezoids on the frequency grid when the labelled file is made: "points" as the
     # official run_GRR.m (read at grid points; a band with velocity 0 adds nothing), "bins" ours (exact per bin).
     ggr_sampling: str = "points"
+    # What E-SimCLR's quarter turns (gpm) go about: "array", the image array's centre, as the official code's
+    # torch.rot90, or "origin", the cell's origin, a pixel of MPB's grid (ours; the turn of the crystal itself,
+    # which gives the E-task no cue from where the pixel grid puts the mirror line).
+    rotation_centre: str = "array"
     tier: str = "full"
     overrides: tuple[str, ...] = ()
 
@@ -83,6 +88,7 @@ class PhotonicsRecipe:
             (bool(self.pretrain_seeds) and min(self.finetune_min_steps, self.finetune_eval_steps) >= 0, "steps >= 0"),
             (self.lmbd >= 0 and min(self.pretrain_lr, self.finetune_lr, self.width, self.temperature) > 0, "rates > 0"),
             (self.ggr_sampling in GGR_SAMPLINGS, f"ggr_sampling must be one of {', '.join(GGR_SAMPLINGS)}"),
+            (self.rotation_centre in ROTATION_CENTRES, f"rotation_centre must be one of {', '.join(ROTATION_CENTRES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -135,9 +141,13 @@ MODE_LABELS = {
 }
 
 
-def get_mode(family: str, mode: str) -> Mode:
+def get_mode(family: str, mode: str, rotation_centre: str = "array") -> Mode:
+    """The mode; an E-task of quarter turns goes about `rotation_centre` (the recipe's field of that name)."""
     if family not in MODES:
         raise EsslError(f"unknown dataset {family!r}; choose one of {', '.join(MODES)}")
     if mode not in MODES[family]:
         raise EsslError(f"unknown mode {mode!r}; choose one of {', '.join(MODES[family])}")
-    return MODES[family][mode]
+    found = MODES[family][mode]
+    if found.equivariance is ROTATION:
+        return dataclasses.replace(found, equivariance=ROTATION_CENTRES[rotation_centre])
+    return found

@@ -70,7 +70,7 @@ def run_mode(
 ) -> dict:
     """Pretrain one mode (unless `none`), fine-tune for every label count and seed; returns its record. The caller
     holds the run directory's lock."""
-    mode = get_mode(family, mode_name)
+    mode = get_mode(family, mode_name, recipe.rotation_centre)
     start = time.perf_counter()
     labelled = load_h5(files[0])
     splits = split_labelled(labelled, recipe)

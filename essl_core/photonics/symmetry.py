@@ -9,9 +9,24 @@ from __future__ import annotations
 import torch
 
 from ..errors import EsslError
-from ..groups import ROTATION
+from ..groups import ROTATION, Group
 
 AUGMENTATIONS = ("translate_half", "translate_any", "flip", "rotate")
+
+# A cell's pixels sit at x_i = -1/2 + i/R (MPB's grid), so its origin is a pixel (R/2, and 0 by periodicity),
+# while torch.rot90 turns the array about its centre, half a pixel from it along each axis. A quarter turn of
+# the periodic cell itself is rot90 and a one-pixel roll of each axis rot90 reversed (rot90 of k = 1 sends row
+# i to R-1-i, the turn to -i).
+_ORIGIN_ROLLS = {1: (1, 0), 2: (1, 1), 3: (0, 1)}
+
+
+def _turn_about_origin(x: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.roll(torch.rot90(x, k, dims=(2, 3)), _ORIGIN_ROLLS[k], dims=(2, 3))
+
+
+ORIGIN_ROTATION = Group("four-fold rotation about the cell's origin", ROTATION.element_names, _turn_about_origin)
+# What the E-task's quarter turns go about: "array" (torch.rot90, as the official code) or "origin" (ours).
+ROTATION_CENTRES = {"array": ROTATION, "origin": ORIGIN_ROTATION}
 
 
 def periodic_shift_each(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
