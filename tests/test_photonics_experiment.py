@@ -11,7 +11,7 @@ import torch
 from essl_core import checkpoint
 from essl_core.errors import EsslError
 from essl_core.groups import HALF_TRANSLATION, ROTATION
-from essl_core.photonics.analysis import claim_rows, convergence_rows, settings_lines, sweep
+from essl_core.photonics.analysis import claim_rows, convergence_rows, settings_lines, sweep, variant_rows
 from essl_core.photonics.config import get_mode, get_photonics_recipe
 from essl_core.photonics.loops import pretrain
 from essl_core.photonics.models import DosNet, PhcEncoder, projector, transformation_classifier
@@ -186,6 +186,20 @@ def test_sweep_and_claim_rows_compare_with_the_papers_direction():
     assert rows[("gpm", "SimCLR + transformation vs SimCLR")]["verdict"] == "within noise"
     assert rows[("blob", "E-SimCLR vs SimCLR")]["verdict"] == "disagrees (one seed, no error bar)"
     assert ("blob", "SimCLR + transformation vs SimCLR") not in rows
+
+
+def test_variant_rows_set_a_methods_other_setting_beside_simclr_and_its_first():
+    records = [
+        _record("gpm", "simclr", {100: [0.036, 0.037], 1000: [0.022, 0.022]}),
+        _record("gpm", "simclr_ee", {100: [0.034, 0.035], 1000: [0.022, 0.023]}),
+    ]
+    variants = [_record("gpm", "simclr_ee", {100: [0.0365, 0.0375], 1000: [0.020, 0.021]})]
+    rows = variant_rows(records, variants, "gpm", "lower error", ("rot90", "origin"))
+    assert [r["labels"] for r in rows] == [100, 1000]
+    assert rows[0]["SimCLR (%)"] == "3.65 ± 0.07" and rows[0]["rot90 (%)"] == "3.45 ± 0.07"
+    assert rows[0]["origin vs SimCLR"] == "within noise"  # 3.70 vs 3.65: 0.05 against a standard error of 0.07
+    assert rows[0]["origin minus rot90 (points)"] == "+0.25 ± 0.07"
+    assert rows[1]["origin vs SimCLR"] == "agrees"  # 2.05 vs 2.20, standard error 0.05
 
 
 def test_quiet_pretraining_draws_no_bar_even_on_a_terminal(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..layout import tier_records
-from ..verdict import verdict
+from ..verdict import difference, mean_sd, verdict
 from .selection import summary, validation_choice
 
 COMPARISONS = {
@@ -145,4 +145,30 @@ def claim_rows(records: list[dict], claim: dict, protocol: str = "validation") -
                 {"dataset": family, "comparison": text, "labels": count, "paper": claim[key], "ours": measured}
                 | {"verdict": verdict(ours["values"], base["values"], paper_sign)}
             )
+    return rows
+
+
+def variant_rows(
+    records: list[dict], variants: list[dict], family: str, claim: str, names: tuple[str, str]
+) -> list[dict]:
+    """E-SimCLR at another setting (`variants`, e.g. run with `rotation_centre=origin`) beside SimCLR and E-SimCLR as
+    `records` ran them, per label count: test errors (%) as mean ± sd over every run, the verdict on the paper's
+    `claim` for E-SimCLR vs SimCLR at the other setting, and its difference from the first ± the standard error.
+    `names`: the two settings' column names."""
+    base, other = sweep(records)[family], sweep(variants)[family]["simclr_ee"]
+    sign = -1 if claim == "lower error" else 1
+
+    def percent(point: dict) -> list[float]:
+        return [100 * v for v in point["values"]]
+
+    rows = []
+    for n in sorted(other):
+        simclr, first, second = (percent(p[n]) for p in (base["simclr"], base["simclr_ee"], other))
+        d = difference(second, first)
+        spread = f" ± {d['se']:.2f}" if d["se"] is not None else ""
+        rows.append(
+            {"labels": n, "SimCLR (%)": mean_sd(simclr), f"{names[0]} (%)": mean_sd(first)}
+            | {f"{names[1]} (%)": mean_sd(second), f"{names[1]} vs SimCLR": verdict(second, simclr, sign)}
+            | {f"{names[1]} minus {names[0]} (points)": f"{d['diff']:+.2f}{spread}"}
+        )
     return rows
