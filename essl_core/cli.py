@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-from .errors import run_command
+from .errors import EsslError, run_command
 from .layout import EVAL, RESULT, RUNS, pretrain_run_dir
 from .overrides import settable_fields
 from .photonics.config import PhotonicsRecipe
@@ -84,20 +86,48 @@ def _study(args: argparse.Namespace) -> None:
         print(f"{name:>20} seed {s['seed']}: kNN {r['metrics']['knn_top1']:.2f}%")
 
 
+def photonics_helper_argv(args: argparse.Namespace) -> list[str]:
+    """The arguments of one more process of this photonics command (`--processes`): the same runs, no output."""
+    argv = ["photonics", "--tier", args.tier, "--device", args.device, "--workers", str(args.workers), "--quiet"]
+    argv += ["--datasets", *args.datasets, "--modes", *args.modes] + [a for s in args.set for a in ("--set", s)]
+    argv += ["--data-root", str(args.data_root)] if args.data_root else []
+    return argv + (["--record-dir", str(args.record_dir)] if args.record_dir else [])
+
+
 def _photonics(args: argparse.Namespace) -> None:
+    import torch
+
     from .photonics.config import get_photonics_recipe, photonics_overrides
     from .photonics.experiment import run_photonics
 
-    records = run_photonics(
-        get_photonics_recipe(args.tier, photonics_overrides(args.set)),
-        tuple(args.datasets),
-        tuple(args.modes),
-        device=args.device,
-        data_dir=args.data_root,
-        record_dir=args.record_dir,
-        workers=args.workers,
-        progress=not args.quiet,
-    )
+    if args.processes < 1:
+        raise EsslError(f"--processes must be at least 1, not {args.processes}")
+    recipe = get_photonics_recipe(args.tier, photonics_overrides(args.set))  # bad settings fail before any helper
+    helpers = []
+    if args.processes > 1:  # the same command N times, one thread each: the run locks share out the runs
+        torch.set_num_threads(1)
+        env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "essl_core", *photonics_helper_argv(args)]
+        helpers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(args.processes - 1)]
+    try:
+        records = run_photonics(
+            recipe,
+            tuple(args.datasets),
+            tuple(args.modes),
+            device=args.device,
+            data_dir=args.data_root,
+            record_dir=args.record_dir,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
+    except BaseException:
+        for helper in helpers:
+            helper.terminate()  # their runs resume from their checkpoints next time
+        raise
+    finally:
+        for helper in helpers:
+            helper.wait()
+    # A helper that failed left its run unlocked, and this process then ran it: every record is here.
     for r in records:
         c = r["config"]
         cells = ", ".join(f"{n} labels {v['validation']['mean']:.4f}" for n, v in r["summary"].items())
@@ -190,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     modes = ["none", "simclr", "simclr_trans", "simclr_ee"]
     phc.add_argument("--modes", nargs="+", default=modes, help=f"any of {', '.join(modes)} (default: all)")
     phc.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating data")
+    phc.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the experiment in this many processes of one thread each, sharing its runs (default 1)",
+    )
     phc.add_argument("--record-dir", type=Path, help="also write each record here (e.g. book/results/photonics)")
     phc.set_defaults(func=_photonics)
     export = sub.add_parser(

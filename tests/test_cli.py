@@ -144,3 +144,16 @@ def test_bad_input_gets_one_line_errors(tmp_path):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(b"\x80\x02 definitely not a checkpoint")
     assert_one_line_error(run("eval", "--checkpoint", bad), "not a readable checkpoint")
+
+
+def test_photonics_helpers_run_the_same_command():
+    from essl_core.cli import build_parser, photonics_helper_argv
+
+    parser = build_parser()
+    argv = ["photonics", "--tier", "cpu", "--datasets", "gpm", "--modes", "simclr", "simclr_ee", "--processes", "3"]
+    argv += ["--set", "width=0.5", "--set", "rotation_centre=origin", "--data-root", "d", "--record-dir", "r"]
+    args = parser.parse_args(argv)
+    helper = parser.parse_args(photonics_helper_argv(args))
+    differs = {k for k in vars(args) if vars(args)[k] != vars(helper)[k]}
+    assert differs == {"processes", "quiet"} and helper.processes == 1 and helper.quiet  # one process, no output
+    assert_one_line_error(run("photonics", "--processes", "0"), "--processes must be at least 1, not 0")
