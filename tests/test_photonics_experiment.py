@@ -197,6 +197,7 @@ def test_variant_rows_set_a_methods_other_setting_beside_simclr_and_its_first():
     rows = variant_rows(records, variants, "gpm", "lower error", ("rot90", "origin"))
     assert [r["labels"] for r in rows] == [100, 1000]
     assert rows[0]["SimCLR (%)"] == "3.65 ± 0.07" and rows[0]["rot90 (%)"] == "3.45 ± 0.07"
+    assert rows[0]["rot90 vs SimCLR"] == "agrees"  # 3.45 vs 3.65, standard error 0.07
     assert rows[0]["origin vs SimCLR"] == "within noise"  # 3.70 vs 3.65: 0.05 against a standard error of 0.07
     assert rows[0]["origin minus rot90 (points)"] == "+0.25 ± 0.07"
     assert rows[1]["origin vs SimCLR"] == "agrees"  # 2.05 vs 2.20, standard error 0.05

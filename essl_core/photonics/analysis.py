@@ -153,7 +153,7 @@ def variant_rows(
 ) -> list[dict]:
     """E-SimCLR at another setting (`variants`, e.g. run with `rotation_centre=origin`) beside SimCLR and E-SimCLR as
     `records` ran them, per label count: test errors (%) as mean ± sd over every run, the verdict on the paper's
-    `claim` for E-SimCLR vs SimCLR at the other setting, and its difference from the first ± the standard error.
+    `claim` (E-SimCLR vs SimCLR) at both settings, and the second's difference from the first ± its standard error.
     `names`: the two settings' column names."""
     base, other = sweep(records)[family], sweep(variants)[family]["simclr_ee"]
     sign = -1 if claim == "lower error" else 1
@@ -168,7 +168,8 @@ def variant_rows(
         spread = f" ± {d['se']:.2f}" if d["se"] is not None else ""
         rows.append(
             {"labels": n, "SimCLR (%)": mean_sd(simclr), f"{names[0]} (%)": mean_sd(first)}
-            | {f"{names[1]} (%)": mean_sd(second), f"{names[1]} vs SimCLR": verdict(second, simclr, sign)}
+            | {f"{names[1]} (%)": mean_sd(second), f"{names[0]} vs SimCLR": verdict(first, simclr, sign)}
+            | {f"{names[1]} vs SimCLR": verdict(second, simclr, sign)}
             | {f"{names[1]} minus {names[0]} (points)": f"{d['diff']:+.2f}{spread}"}
         )
     return rows
