@@ -30,7 +30,7 @@ from ..results import make_record, provenance, write_record
 from .cells import FAMILIES
 from .dataset import K_GRID, N_MAX, label_fields
 from .dos import dos_curve
-from .generate import generate
+from .generate import THREAD_VARIABLES, generate
 from .mpb import mpb_available, mpb_bands, mpb_python
 from .pwe import kgrid
 
@@ -142,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all-cores", type=int, default=0, metavar="N", help="also label N cells on every CPU core")
     parser.add_argument("--record-dir", type=Path)
     args = parser.parse_args(argv)
+    if argv is None and any(os.environ.get(name) != "1" for name in THREAD_VARIABLES):
+        # NumPy's BLAS (SciPy's eigh on the CPU) takes its thread count when it loads: to time one core, run
+        # again with every thread cap at 1.
+        caps = dict.fromkeys(THREAD_VARIABLES, "1")
+        os.execve(sys.executable, [sys.executable, "-m", __spec__.name, *sys.argv[1:]], os.environ | caps)
 
     def command() -> None:
         device = resolve_device(args.device)
