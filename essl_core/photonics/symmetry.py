@@ -15,8 +15,8 @@ AUGMENTATIONS = ("translate_half", "translate_any", "flip", "rotate")
 
 # A cell's pixels sit at x_i = -1/2 + i/R (MPB's grid), so its origin is a pixel (R/2, and 0 by periodicity),
 # while torch.rot90 turns the array about its centre, half a pixel from it along each axis. A quarter turn of
-# the periodic cell itself is rot90 and a one-pixel roll of each axis rot90 reversed (rot90 of k = 1 sends row
-# i to R-1-i, the turn to -i).
+# the periodic cell itself is rot90 and a one-pixel roll of each axis rot90 reversed (along such an axis rot90
+# sends index i to R-1-i, the turn about the origin to -i mod R).
 _ORIGIN_ROLLS = {1: (1, 0), 2: (1, 1), 3: (0, 1)}
 
 
