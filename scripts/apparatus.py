@@ -287,7 +287,8 @@ error of the predicted DOS over its central points, as in {cite}`loh2022sibcl`."
                 "probability between them, so the cross-entropy cannot fall below ln 2 (about 0.69). But on "
                 "MPB's pixel grid the mirror line runs through a row of pixels while `torch.rot90` turns the "
                 "array about its centre, so a half turn moves the line by one pixel; an encoder that sees the "
-                "shift tells the turns apart.",
+                "shift tells the turns apart. Turned about the cell's origin (`--set rotation_centre=origin`) "
+                "the half turn leaves the line in place, and ln 2 is a floor again.",
             ),
             (
                 "Run `python -m essl_core photonics --tier smoke --datasets blob --modes none simclr_ee`. "
